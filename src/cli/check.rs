@@ -1,0 +1,226 @@
+//! `gpu-admission check`: the engine over manifests in files, as CI runs it.
+//!
+//! Exit codes: 0 nothing denied, 1 something denied, 2 unreadable input or a bad policy.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::input::{self, InputError, Manifest, SourceFile};
+use crate::engine::{self, Context, Decision, Operation, Outcome, Stage, Violation};
+use crate::policy::Policy;
+use crate::policy::time_slicing::TimeSlicing;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// Policy file (default: the embedded default policy).
+    #[arg(long, env = "GPU_ADMISSION_POLICY")]
+    pub policy: Option<PathBuf>,
+    /// Read time-slicing from a device-plugin ConfigMap, GPU Operator Helm values or config.
+    #[arg(long, env = "GPU_ADMISSION_TIME_SLICING")]
+    pub time_slicing: Option<PathBuf>,
+    /// Namespace for objects that have none.
+    #[arg(long, default_value = "default")]
+    pub namespace: String,
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: OutputFormat,
+    /// Write the fixed manifests as YAML to stdout (the report goes to stderr).
+    #[arg(long)]
+    pub fix: bool,
+    /// Files, directories (read recursively) or `-` for stdin.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+}
+
+/// One object's result, as printed by `--output json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub file: String,
+    pub document: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item: Option<usize>,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub decision: Outcome,
+    pub violations: Vec<Violation>,
+    pub warnings: Vec<String>,
+    pub patch: json_patch::Patch,
+}
+
+/// Loads the policy named by `--policy` / `--time-slicing` (shared with `serve` and `review`).
+pub fn load_policy(policy: Option<&std::path::Path>, time_slicing: Option<&std::path::Path>) -> Result<Policy, String> {
+    let base = match policy {
+        Some(path) => Policy::load(path),
+        None => Policy::embedded_default(),
+    }
+    .map_err(|e| format!("bad policy: {e}"))?;
+    match time_slicing {
+        None => Ok(base),
+        Some(path) => {
+            let ts = TimeSlicing::load(path).map_err(|e| format!("bad time-slicing config: {e}"))?;
+            base.with_time_slicing(&ts).map_err(|e| format!("bad time-slicing config: {e}"))
+        }
+    }
+}
+
+/// Evaluates one manifest offline; `None` for objects that are not workloads.
+pub fn check_manifest(policy: &Policy, manifest: &Manifest, default_namespace: &str) -> Option<(Report, Decision)> {
+    let object = &manifest.object;
+    let metadata = object.get("metadata");
+    let namespace = metadata
+        .and_then(|m| m.get("namespace"))
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .unwrap_or(default_namespace);
+    let ctx = Context { namespace, operation: Operation::Create, stage: Stage::Offline };
+    let decision = engine::evaluate(policy, object, &ctx);
+    if !decision.covered {
+        return None;
+    }
+    let text = |field: &str| metadata.and_then(|m| m.get(field)).and_then(Value::as_str).unwrap_or("").to_string();
+    let name = Some(text("name")).filter(|n| !n.is_empty()).unwrap_or_else(|| text("generateName"));
+    let report = Report {
+        file: manifest.file.clone(),
+        document: manifest.document,
+        item: manifest.item,
+        kind: object.get("kind").and_then(Value::as_str).unwrap_or("").to_string(),
+        namespace: namespace.to_string(),
+        name,
+        decision: decision.outcome(),
+        violations: decision.violations.clone(),
+        warnings: decision.warnings.clone(),
+        patch: decision.patch.clone(),
+    };
+    Some((report, decision))
+}
+
+pub fn run(args: CheckArgs) -> ExitCode {
+    let policy = match load_policy(args.policy.as_deref(), args.time_slicing.as_deref()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (files, mut errors) = input::expand_paths(&args.paths);
+    let mut reports = Vec::new();
+    let mut skipped = 0usize;
+    let mut fixed_docs: Vec<String> = Vec::new();
+    for path in &files {
+        let source = match input::read_file(path) {
+            Ok(s) => s,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        match check_source(&policy, &source, &args.namespace, &mut reports, &mut skipped) {
+            Ok(fixed) => fixed_docs.extend(fixed),
+            Err(e) => errors.push(e),
+        }
+    }
+    let denied = reports.iter().any(|r| r.decision == Outcome::Denied);
+    if args.fix {
+        print!("{}", fixed_docs.join(""));
+    }
+    match args.output {
+        OutputFormat::Json => {
+            let json = serde_json::to_string_pretty(&reports).unwrap_or_else(|e| format!("\"cannot render: {e}\""));
+            if args.fix { eprintln!("{json}") } else { println!("{json}") }
+        }
+        OutputFormat::Text => {
+            let text = render_text(&reports, skipped, files.len(), &errors);
+            if args.fix { eprint!("{text}") } else { print!("{text}") }
+        }
+    }
+    for e in &errors {
+        eprintln!("error: {e}");
+    }
+    if !errors.is_empty() {
+        ExitCode::from(2)
+    } else if denied {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Checks every object of a file; returns its documents as fixed YAML (for `--fix`).
+fn check_source(policy: &Policy, source: &SourceFile, ns: &str, reports: &mut Vec<Report>, skipped: &mut usize) -> Result<Vec<String>, InputError> {
+    let manifests = input::manifests(source)?;
+    let mut documents = source.documents.clone();
+    for manifest in &manifests {
+        let Some((report, decision)) = check_manifest(policy, manifest, ns) else {
+            *skipped += 1;
+            continue;
+        };
+        if report.decision == Outcome::Mutated {
+            let target = documents[manifest.document].as_mut().and_then(|doc| match manifest.item {
+                None => Some(doc),
+                Some(i) => doc.get_mut("items").and_then(|items| items.get_mut(i)),
+            });
+            if let Some(target) = target {
+                json_patch::patch(target, &decision.patch).map_err(|e| InputError {
+                    file: source.file.clone(),
+                    document: Some(manifest.document),
+                    message: format!("internal error: the fix does not apply: {e}"),
+                })?;
+            }
+        }
+        reports.push(report);
+    }
+    let mut out = Vec::new();
+    for doc in documents.iter().flatten() {
+        let yaml = serde_yaml_ng::to_string(doc).map_err(|e| InputError {
+            file: source.file.clone(),
+            document: None,
+            message: format!("cannot render YAML: {e}"),
+        })?;
+        out.push(format!("# Source: {}\n---\n{yaml}", source.file));
+    }
+    Ok(out)
+}
+
+fn render_text(reports: &[Report], skipped: usize, files: usize, errors: &[InputError]) -> String {
+    let mut out = String::new();
+    let mut counts = [0usize; 3];
+    for r in reports {
+        let item = r.item.map(|i| format!(" items[{i}]")).unwrap_or_default();
+        out.push_str(&format!("{} doc {}{item}: {} {}/{}: {}\n", r.file, r.document, r.kind, r.namespace, r.name, outcome_word(r.decision)));
+        for v in &r.violations {
+            let action = if v.action == engine::Action::Warn { "warn" } else { "deny" };
+            out.push_str(&format!("    {action} {} {}: {}\n", v.code, v.path, v.message));
+        }
+        let from_violations: Vec<String> = r.violations.iter().map(engine::rules::warning_for).collect();
+        for w in r.warnings.iter().filter(|w| !from_violations.contains(w)) {
+            out.push_str(&format!("    fix  {w}\n"));
+        }
+        counts[r.decision as usize] += 1;
+    }
+    out.push_str(&format!(
+        "{} objects checked: {} allowed, {} mutated, {} denied; {skipped} skipped (not workloads); {files} files; {} errors\n",
+        reports.len(),
+        counts[Outcome::Allowed as usize],
+        counts[Outcome::Mutated as usize],
+        counts[Outcome::Denied as usize],
+        errors.len()
+    ));
+    out
+}
+
+fn outcome_word(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Allowed => "allowed",
+        Outcome::Mutated => "mutated",
+        Outcome::Denied => "denied",
+    }
+}

@@ -1,0 +1,39 @@
+//! `gpu-admission policy check [FILE]`: validate a policy and print the effective policy.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+#[derive(Debug, clap::Args)]
+pub struct PolicyArgs {
+    #[command(subcommand)]
+    pub command: PolicyCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate FILE (default: the embedded policy) and print the effective policy as YAML.
+    Check {
+        file: Option<PathBuf>,
+        /// Take time-slicing from a device-plugin ConfigMap, Helm values or config.
+        #[arg(long)]
+        time_slicing: Option<PathBuf>,
+    },
+}
+
+pub fn run(args: PolicyArgs) -> ExitCode {
+    match args.command {
+        PolicyCommand::Check { file, time_slicing } => match super::check::load_policy(file.as_deref(), time_slicing.as_deref()) {
+            Ok(policy) => {
+                println!("# effective policy from {}", policy.origin());
+                print!("{}", policy.to_yaml());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}

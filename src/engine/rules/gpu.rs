@@ -1,0 +1,137 @@
+//! What a pod spec asks of GPUs: per container, per pod (Kubernetes' effective request with
+//! init containers and sidecars), and what could not be read.
+
+use serde_json::{Map, Value};
+
+use super::Subject;
+use crate::quantity::{self, Count, QuantityError};
+
+/// Which list a container is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum List {
+    Containers,
+    InitContainers,
+}
+
+impl List {
+    pub fn field(self) -> &'static str {
+        match self {
+            Self::Containers => "containers",
+            Self::InitContainers => "initContainers",
+        }
+    }
+}
+
+/// One GPU resource asked for by one container.
+#[derive(Debug, Clone)]
+pub struct Ask {
+    pub resource: String,
+    pub count: Count,
+    /// e.g. `spec.containers[0].resources.limits[nvidia.com/gpu]`.
+    pub path: String,
+}
+
+/// A container's GPU asks.
+#[derive(Debug, Clone)]
+pub struct ContainerUsage {
+    pub list: List,
+    pub index: usize,
+    pub name: String,
+    /// A restartable init container (`restartPolicy: Always`): a sidecar.
+    pub sidecar: bool,
+    pub asks: Vec<Ask>,
+}
+
+impl ContainerUsage {
+    pub fn count(&self, resource: &str) -> Count {
+        self.asks.iter().filter(|a| a.resource == resource).map(|a| a.count).sum()
+    }
+}
+
+/// Everything the rules need to know about GPUs in one pod spec.
+#[derive(Debug, Clone, Default)]
+pub struct Usage {
+    pub containers: Vec<ContainerUsage>,
+    /// Quantities that are not whole non-negative numbers, with their field path.
+    pub invalid: Vec<(String, QuantityError)>,
+    /// Vendor resources (under `gpu.vendorPrefixes`) that are not GPU resources, with their path.
+    pub unknown: Vec<(String, String)>,
+}
+
+// === impl Usage ===
+
+impl Usage {
+    pub fn of(subject: &Subject<'_>) -> Self {
+        let names = subject.policy.gpu_resource_names();
+        let prefixes = &subject.policy.spec().gpu.vendor_prefixes;
+        let mut usage = Usage::default();
+        for list in [List::InitContainers, List::Containers] {
+            let Some(Value::Array(items)) = subject.spec.get(list.field()) else { continue };
+            for (index, container) in items.iter().enumerate() {
+                let Some(container) = container.as_object() else { continue };
+                let base = subject.field(&format!("{}[{index}].resources", list.field()));
+                let resources = container.get("resources").and_then(Value::as_object);
+                let limits = resources.and_then(|r| r.get("limits")).and_then(Value::as_object);
+                let requests = resources.and_then(|r| r.get("requests")).and_then(Value::as_object);
+                let mut asks = Vec::new();
+                for name in &names {
+                    // Extended resources: requests default to limits and must equal them.
+                    let found = lookup(limits, name, "limits").or_else(|| lookup(requests, name, "requests"));
+                    let Some((value, field)) = found else { continue };
+                    let path = format!("{base}.{field}[{name}]");
+                    match quantity::whole_count(value) {
+                        Ok(count) => asks.push(Ask { resource: name.clone(), count, path }),
+                        Err(e) => usage.invalid.push((path, e)),
+                    }
+                }
+                for (field, map) in [("limits", limits), ("requests", requests)] {
+                    for key in map.into_iter().flat_map(|m| m.keys()) {
+                        let vendor = prefixes.iter().any(|p| key.starts_with(p.as_str()));
+                        let seen = usage.unknown.iter().any(|(_, k)| k == key);
+                        if vendor && !names.contains(key) && !seen {
+                            usage.unknown.push((format!("{base}.{field}[{key}]"), key.clone()));
+                        }
+                    }
+                }
+                let sidecar = list == List::InitContainers
+                    && container.get("restartPolicy").and_then(Value::as_str) == Some("Always");
+                let name = container.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+                usage.containers.push(ContainerUsage { list, index, name, sidecar, asks });
+            }
+        }
+        usage
+    }
+
+    /// A GPU workload asks for at least one GPU (or for a GPU amount that cannot be read).
+    pub fn is_gpu_workload(&self) -> bool {
+        !self.invalid.is_empty() || self.containers.iter().any(|c| c.asks.iter().any(|a| a.count > 0))
+    }
+
+    /// Kubernetes' effective pod request for `resource` (`PodRequests` in
+    /// k8s.io/component-helpers): the larger of (app containers + all sidecars) and, for each
+    /// init container in order, its own request plus the sidecars started before it.
+    pub fn effective_pod_request(&self, resource: &str) -> Count {
+        let apps: Count = self
+            .containers
+            .iter()
+            .filter(|c| c.list == List::Containers)
+            .fold(0, |sum, c| sum.saturating_add(c.count(resource)));
+        let mut sidecars: Count = 0;
+        let mut init_peak: Count = 0;
+        for c in self.containers.iter().filter(|c| c.list == List::InitContainers) {
+            let ask = c.count(resource);
+            let during = if c.sidecar {
+                sidecars = sidecars.saturating_add(ask);
+                sidecars
+            } else {
+                ask.saturating_add(sidecars)
+            };
+            init_peak = init_peak.max(during);
+        }
+        apps.saturating_add(sidecars).max(init_peak)
+    }
+}
+
+fn lookup<'a>(map: Option<&'a Map<String, Value>>, name: &str, field: &'static str) -> Option<(&'a Value, &'static str)> {
+    map.and_then(|m| m.get(name)).map(|v| (v, field))
+}

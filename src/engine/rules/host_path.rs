@@ -1,0 +1,137 @@
+//! Rule `hostPath`: no hostPath volume, except an allowed path (the Coral's `/dev/bus/usb` and
+//! below it) in the namespaces allowed for it, optionally only for matching images.
+//!
+//! Applies to every pod, GPU or not. Paths are normalised first (`//`, `.`, `..`, trailing `/`),
+//! so `/dev/bus/usb/../../etc` is judged as `/dev/etc`; a parent such as `/dev` or `/` never
+//! matches. Codes: `HOSTPATH_NOT_ALLOWED`, `HOSTPATH_NAMESPACE_NOT_ALLOWED`,
+//! `HOSTPATH_IMAGE_NOT_ALLOWED`, `HOSTPATH_INVALID`.
+
+use serde_json::Value;
+
+use super::{Findings, Subject};
+use crate::engine::Action;
+use crate::policy::HostPathAllow;
+
+pub const RULE: &str = "hostPath";
+
+/// Normalises an absolute path lexically; `None` when it is not absolute.
+pub fn normalize(path: &str) -> Option<String> {
+    if !path.starts_with('/') {
+        return None;
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    Some(format!("/{}", parts.join("/")))
+}
+
+/// Whether `path` (normalised) is `allowed` or below it.
+fn covers(allowed: &str, path: &str) -> bool {
+    path == allowed || path.strip_prefix(allowed).is_some_and(|rest| rest.starts_with('/'))
+}
+
+pub fn check(subject: &Subject<'_>, out: &mut Findings) {
+    let rules = &subject.policy.spec().rules.host_path;
+    let Some(action) = subject.active(rules.action, &rules.exempt_namespaces) else { return };
+    let Some(Value::Array(volumes)) = subject.spec.get("volumes") else { return };
+    for (i, volume) in volumes.iter().enumerate() {
+        let Some(host_path) = volume.get("hostPath").filter(|h| !h.is_null()) else { continue };
+        let field = subject.field(&format!("volumes[{i}].hostPath.path"));
+        let raw = host_path.get("path").and_then(Value::as_str).unwrap_or("");
+        let Some(path) = normalize(raw) else {
+            let message = format!("hostPath path `{raw}` is not an absolute path");
+            out.violation(action, RULE, "HOSTPATH_INVALID", field, message);
+            continue;
+        };
+        let shown = if path == raw { format!("`{raw}`") } else { format!("`{raw}` (that is `{path}`)") };
+        let allowed = subject.policy.host_path_allowed();
+        let Some(allow) = allowed.iter().find(|a| covers(&a.path, &path)) else {
+            let only: Vec<&str> = allowed.iter().map(|a| a.path.as_str()).collect();
+            let message = if only.is_empty() {
+                format!("hostPath {shown} is not allowed; no host path may be mounted: use a PersistentVolumeClaim, ConfigMap or emptyDir")
+            } else {
+                format!(
+                    "hostPath {shown} is not allowed; only {} may be mounted from the host: use a PersistentVolumeClaim, ConfigMap or emptyDir",
+                    only.join(", ")
+                )
+            };
+            out.violation(action, RULE, "HOSTPATH_NOT_ALLOWED", field, message);
+            continue;
+        };
+        if !allow.namespaces.contains(subject.namespace) {
+            let ns: Vec<&str> = allow.namespaces.iter().map(String::as_str).collect();
+            let message = format!(
+                "hostPath {shown} is allowed only in namespaces [{}] (Coral enabled), not in `{}`: run this pod in one of them",
+                ns.join(", "),
+                subject.namespace
+            );
+            out.violation(action, RULE, "HOSTPATH_NAMESPACE_NOT_ALLOWED", field, message);
+            continue;
+        }
+        let name = volume.get("name").and_then(Value::as_str).unwrap_or("");
+        check_images(subject, out, action, allow, name, &path);
+    }
+}
+
+/// Every container that mounts the volume must run an image matching the allow entry's pattern.
+fn check_images(subject: &Subject<'_>, out: &mut Findings, action: Action, allow: &HostPathAllow, volume: &str, path: &str) {
+    let Some(pattern) = &allow.image_pattern else { return };
+    for list in ["initContainers", "containers", "ephemeralContainers"] {
+        let Some(Value::Array(containers)) = subject.spec.get(list) else { continue };
+        for (i, container) in containers.iter().enumerate() {
+            let mounts = container.get("volumeMounts").and_then(Value::as_array);
+            let mounts_it = mounts.is_some_and(|m| m.iter().any(|m| m.get("name").and_then(Value::as_str) == Some(volume)));
+            if !mounts_it {
+                continue;
+            }
+            let image = container.get("image").and_then(Value::as_str).unwrap_or("");
+            if !pattern.is_match(image) {
+                let message = format!(
+                    "image `{image}` may not mount hostPath `{path}`: only images matching `{}` may",
+                    pattern.as_str().trim_start_matches("^(?:").trim_end_matches(")$")
+                );
+                out.violation(action, RULE, "HOSTPATH_IMAGE_NOT_ALLOWED", subject.field(&format!("{list}[{i}].image")), message);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalisation_table() {
+        let cases = [
+            ("/dev/bus/usb", Some("/dev/bus/usb")),
+            ("/dev/bus/usb/", Some("/dev/bus/usb")),
+            ("//dev/bus/usb", Some("/dev/bus/usb")),
+            ("/dev//bus/./usb", Some("/dev/bus/usb")),
+            ("/dev/bus/usb/../../etc", Some("/dev/etc")),
+            ("/dev/bus/usb/001/002", Some("/dev/bus/usb/001/002")),
+            ("/../..", Some("/")),
+            ("/", Some("/")),
+            ("dev/bus/usb", None),
+            ("", None),
+        ];
+        for (input, want) in cases {
+            assert_eq!(normalize(input).as_deref(), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn covers_only_the_path_and_below() {
+        assert!(covers("/dev/bus/usb", "/dev/bus/usb"));
+        assert!(covers("/dev/bus/usb", "/dev/bus/usb/001"));
+        assert!(!covers("/dev/bus/usb", "/dev/bus/usbx"));
+        assert!(!covers("/dev/bus/usb", "/dev/bus"));
+        assert!(!covers("/dev/bus/usb", "/"));
+    }
+}

@@ -1,0 +1,320 @@
+//! The policy file as written by users (`policies/*.yaml`): plain serde structs.
+//!
+//! Every struct denies unknown fields, so a typo is an error with its path, never ignored.
+//! Defaults here are the seed's cluster; `policies/default.yaml` spells them all out.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::Action;
+
+pub const API_VERSION: &str = "gpu-admission.io/v1alpha1";
+pub const KIND: &str = "Policy";
+
+/// The whole policy file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PolicySpec {
+    /// Must be `gpu-admission.io/v1alpha1`.
+    pub api_version: String,
+    /// Must be `Policy`.
+    pub kind: String,
+    /// Namespaces no rule applies to.
+    #[serde(default = "default_exempt_namespaces")]
+    pub exempt_namespaces: Vec<String>,
+    /// Whether the mutating webhook patches Deployment-style templates (off for GitOps).
+    #[serde(default)]
+    pub mutate_templates: bool,
+    #[serde(default)]
+    pub gpu: GpuSpec,
+    #[serde(default)]
+    pub rules: RulesSpec,
+}
+
+/// What counts as a GPU and how it is shared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GpuSpec {
+    /// The resource the device plugin advertises for whole GPUs.
+    #[serde(default = "default_resource_name")]
+    pub resource_name: String,
+    /// Physical GPUs per GPU node.
+    #[serde(default = "default_gpus_per_node")]
+    pub gpus_per_node: u32,
+    /// Time-slicing, as configured in the device plugin.
+    #[serde(default)]
+    pub time_slicing: TimeSlicingSpec,
+    /// Resource-name prefixes that belong to GPU vendors: a name under one of them that no node
+    /// offers (e.g. HAMi's `nvidia.com/gpumem`) is reported by the `unknownResource` check.
+    #[serde(default = "default_vendor_prefixes")]
+    pub vendor_prefixes: Vec<String>,
+}
+
+/// The device plugin's `sharing.timeSlicing`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TimeSlicingSpec {
+    /// Slices per physical GPU (1 = no time-slicing).
+    #[serde(default = "default_replicas")]
+    pub replicas: u32,
+    /// When true, shared GPUs are advertised as `<resourceName>.shared`.
+    #[serde(default)]
+    pub rename_by_default: bool,
+    /// When true, a container may ask for at most one shared GPU.
+    #[serde(default)]
+    pub fail_requests_greater_than_one: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RulesSpec {
+    #[serde(default)]
+    pub placement: PlacementSpec,
+    #[serde(default)]
+    pub tolerations: TolerationsSpec,
+    #[serde(default)]
+    pub priority: PrioritySpec,
+    #[serde(default)]
+    pub slices: SlicesSpec,
+    #[serde(default)]
+    pub host_path: HostPathSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PlacementSpec {
+    #[serde(default = "deny")]
+    pub action: Action,
+    #[serde(default)]
+    pub exempt_namespaces: Vec<String>,
+    /// The label GPU nodes carry; GPU pods get it as `nodeSelector`.
+    #[serde(default = "default_node_selector")]
+    pub node_selector: KeyValue,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KeyValue {
+    pub key: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TolerationsSpec {
+    #[serde(default = "deny")]
+    pub action: Action,
+    #[serde(default)]
+    pub exempt_namespaces: Vec<String>,
+    /// The taint GPU nodes carry; GPU pods must tolerate it.
+    #[serde(default)]
+    pub taint: TaintSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TaintSpec {
+    pub key: String,
+    #[serde(default)]
+    pub value: String,
+    pub effect: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PrioritySpec {
+    #[serde(default = "deny")]
+    pub action: Action,
+    #[serde(default)]
+    pub exempt_namespaces: Vec<String>,
+    /// The PriorityClasses of the cluster, with the values a bare Pod's `priority` must carry.
+    #[serde(default = "default_classes")]
+    pub classes: Vec<PriorityClassSpec>,
+    /// Classes GPU workloads may use.
+    #[serde(default = "default_allowed_classes")]
+    pub allowed: Vec<String>,
+    /// Class given to GPU workloads without one, unless `namespaceDefaults` names another.
+    #[serde(default = "default_class")]
+    pub default_class: String,
+    /// Per-namespace default class.
+    #[serde(default = "default_namespace_defaults")]
+    pub namespace_defaults: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PriorityClassSpec {
+    pub name: String,
+    pub value: i32,
+    #[serde(default = "default_preemption_policy")]
+    pub preemption_policy: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SlicesSpec {
+    #[serde(default = "deny")]
+    pub action: Action,
+    #[serde(default)]
+    pub exempt_namespaces: Vec<String>,
+    /// What to do with a vendor resource (see `gpu.vendorPrefixes`) that no node offers.
+    #[serde(default = "warn")]
+    pub unknown_resource_action: Action,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HostPathSpec {
+    #[serde(default = "deny")]
+    pub action: Action,
+    #[serde(default = "default_host_path_exempt")]
+    pub exempt_namespaces: Vec<String>,
+    /// The only host paths that may be mounted, and where.
+    #[serde(default = "default_host_path_allowed")]
+    pub allowed: Vec<HostPathAllowSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HostPathAllowSpec {
+    /// An absolute, normalised path; it and everything below it are allowed.
+    pub path: String,
+    /// Namespaces where this path may be mounted (for the Coral: where Coral is enabled).
+    pub namespaces: Vec<String>,
+    /// Optional regex every container mounting the volume must match with its `image`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pattern: Option<String>,
+}
+
+// === defaults (the seed's cluster) ===
+
+fn deny() -> Action {
+    Action::Deny
+}
+fn warn() -> Action {
+    Action::Warn
+}
+fn default_exempt_namespaces() -> Vec<String> {
+    strings(&["kube-system", "gpu-operator", "gpu-admission"])
+}
+fn default_resource_name() -> String {
+    "nvidia.com/gpu".into()
+}
+fn default_gpus_per_node() -> u32 {
+    2
+}
+fn default_replicas() -> u32 {
+    4
+}
+fn default_vendor_prefixes() -> Vec<String> {
+    strings(&["nvidia.com/"])
+}
+fn default_node_selector() -> KeyValue {
+    KeyValue { key: "node-type".into(), value: "gpu-worker".into() }
+}
+fn default_classes() -> Vec<PriorityClassSpec> {
+    vec![
+        PriorityClassSpec {
+            name: "high-priority".into(),
+            value: 1_000_000,
+            preemption_policy: default_preemption_policy(),
+        },
+        PriorityClassSpec {
+            name: "medium-priority".into(),
+            value: 100_000,
+            preemption_policy: default_preemption_policy(),
+        },
+    ]
+}
+fn default_allowed_classes() -> Vec<String> {
+    strings(&["high-priority", "medium-priority"])
+}
+fn default_class() -> String {
+    "medium-priority".into()
+}
+fn default_namespace_defaults() -> BTreeMap<String, String> {
+    BTreeMap::from([("ai".to_string(), "high-priority".to_string())])
+}
+fn default_preemption_policy() -> String {
+    "PreemptLowerPriority".into()
+}
+fn default_host_path_exempt() -> Vec<String> {
+    strings(&["monitoring"])
+}
+fn default_host_path_allowed() -> Vec<HostPathAllowSpec> {
+    vec![HostPathAllowSpec {
+        path: "/dev/bus/usb".into(),
+        namespaces: strings(&["ai"]),
+        image_pattern: None,
+    }]
+}
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+// === impl Default ===
+
+impl Default for GpuSpec {
+    fn default() -> Self {
+        Self {
+            resource_name: default_resource_name(),
+            gpus_per_node: default_gpus_per_node(),
+            time_slicing: TimeSlicingSpec::default(),
+            vendor_prefixes: default_vendor_prefixes(),
+        }
+    }
+}
+
+impl Default for TimeSlicingSpec {
+    fn default() -> Self {
+        Self { replicas: default_replicas(), rename_by_default: false, fail_requests_greater_than_one: false }
+    }
+}
+
+impl Default for PlacementSpec {
+    fn default() -> Self {
+        Self { action: deny(), exempt_namespaces: Vec::new(), node_selector: default_node_selector() }
+    }
+}
+
+impl Default for TaintSpec {
+    fn default() -> Self {
+        Self { key: "nvidia.com/gpu".into(), value: String::new(), effect: "NoSchedule".into() }
+    }
+}
+
+impl Default for TolerationsSpec {
+    fn default() -> Self {
+        Self { action: deny(), exempt_namespaces: Vec::new(), taint: TaintSpec::default() }
+    }
+}
+
+impl Default for PrioritySpec {
+    fn default() -> Self {
+        Self {
+            action: deny(),
+            exempt_namespaces: Vec::new(),
+            classes: default_classes(),
+            allowed: default_allowed_classes(),
+            default_class: default_class(),
+            namespace_defaults: default_namespace_defaults(),
+        }
+    }
+}
+
+impl Default for SlicesSpec {
+    fn default() -> Self {
+        Self { action: deny(), exempt_namespaces: Vec::new(), unknown_resource_action: warn() }
+    }
+}
+
+impl Default for HostPathSpec {
+    fn default() -> Self {
+        Self {
+            action: deny(),
+            exempt_namespaces: default_host_path_exempt(),
+            allowed: default_host_path_allowed(),
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! Time-slicing read from the NVIDIA device-plugin config, the source of truth, so that
+//! `replicas` is not typed twice. Three shapes are read:
+//! - a ConfigMap whose `data` keys each hold a device-plugin config (`version: v1`, `sharing`);
+//! - GPU Operator Helm values: `devicePlugin.config.sharing.timeSlicing` (the seed's shape), or
+//!   `devicePlugin.config.data.<key>` holding a device-plugin config, with `devicePlugin.config.default`;
+//! - a bare device-plugin config file.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::PolicyError;
+use super::file::TimeSlicingSpec;
+
+/// Time-slicing as read from a file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimeSlicing {
+    /// The resource that is time-sliced (`nvidia.com/gpu`).
+    pub resource_name: String,
+    pub spec: TimeSlicingSpec,
+    /// The file.
+    pub origin: String,
+    /// Where in the file it was read (`data.any` → `sharing.timeSlicing`).
+    pub field: String,
+}
+
+type Located = (String, String); // (field path, message)
+
+impl TimeSlicing {
+    pub fn load(path: &Path) -> Result<Self, PolicyError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| PolicyError {
+            origin: origin.clone(),
+            path: String::new(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::from_yaml_str(&text, &origin)
+    }
+
+    pub fn from_yaml_str(text: &str, origin: &str) -> Result<Self, PolicyError> {
+        let err = |(path, message): Located| PolicyError { origin: origin.to_string(), path, message };
+        let doc: Value = serde_yaml_ng::from_str(text).map_err(|e| err((String::new(), format!("not YAML: {e}"))))?;
+        let (prefix, config) = locate(&doc).map_err(err)?;
+        let (resource_name, spec, field) = read_config(&config, &prefix).map_err(err)?;
+        Ok(Self { resource_name, spec, origin: origin.to_string(), field })
+    }
+}
+
+/// Finds the device-plugin config in the document: (field prefix, config value).
+fn locate(doc: &Value) -> Result<(String, Value), Located> {
+    if doc.get("kind").and_then(Value::as_str) == Some("ConfigMap") {
+        let data = doc.get("data").and_then(Value::as_object).ok_or(("data".to_string(), "a ConfigMap with no data".to_string()))?;
+        return pick_key(data, None, "data");
+    }
+    if let Some(config) = doc.get("devicePlugin").and_then(|d| d.get("config")) {
+        if config.get("sharing").is_some() {
+            return Ok(("devicePlugin.config.".into(), config.clone()));
+        }
+        if let Some(data) = config.get("data").and_then(Value::as_object) {
+            let default = config.get("default").and_then(Value::as_str).filter(|s| !s.is_empty());
+            return pick_key(data, default, "devicePlugin.config.data");
+        }
+        return Err(("devicePlugin.config".into(), "has neither `sharing` nor `data`".into()));
+    }
+    if doc.get("sharing").is_some() || doc.get("version").is_some() {
+        return Ok((String::new(), doc.clone()));
+    }
+    Err((
+        String::new(),
+        "not a device-plugin config: expected a ConfigMap, GPU Operator Helm values (devicePlugin.config) or a config with `sharing`".into(),
+    ))
+}
+
+/// Chooses the config key as the device plugin does: the named default, else the only key.
+fn pick_key(data: &serde_json::Map<String, Value>, default: Option<&str>, field: &str) -> Result<(String, Value), Located> {
+    let key = match default {
+        Some(k) => k.to_string(),
+        None if data.len() == 1 => data.keys().next().cloned().unwrap_or_default(),
+        None => {
+            let keys: Vec<&str> = data.keys().map(String::as_str).collect();
+            return Err((field.into(), format!("holds several configs ({}) and none is named as the default", keys.join(", "))));
+        }
+    };
+    let path = format!("{field}.{key}");
+    let text = data.get(&key).and_then(Value::as_str).ok_or((path.clone(), "missing, or not a string".to_string()))?;
+    let config: Value = serde_yaml_ng::from_str(text).map_err(|e| (path.clone(), format!("not a device-plugin config: {e}")))?;
+    Ok((format!("{path} → "), config))
+}
+
+fn read_config(config: &Value, prefix: &str) -> Result<(String, TimeSlicingSpec, String), Located> {
+    let at = |p: &str| format!("{prefix}{p}");
+    if let Some(version) = config.get("version") {
+        if version.as_str() != Some("v1") {
+            return Err((at("version"), format!("unsupported version {version}: expected `v1`")));
+        }
+    }
+    let ts = config
+        .get("sharing")
+        .and_then(|s| s.get("timeSlicing"))
+        .ok_or((at("sharing.timeSlicing"), "missing".to_string()))?;
+    let flag = |name: &str| -> Result<bool, Located> {
+        match ts.get(name) {
+            None | Some(Value::Null) => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(other) => Err((at(&format!("sharing.timeSlicing.{name}")), format!("must be true or false, found {other}"))),
+        }
+    };
+    let rename_by_default = flag("renameByDefault")?;
+    let fail_requests_greater_than_one = flag("failRequestsGreaterThanOne")?;
+    let resources = ts
+        .get("resources")
+        .and_then(Value::as_array)
+        .filter(|r| !r.is_empty())
+        .ok_or((at("sharing.timeSlicing.resources"), "missing or empty: list the time-sliced resources".to_string()))?;
+    if resources.len() > 1 {
+        return Err((at("sharing.timeSlicing.resources"), "more than one time-sliced resource is not supported yet".into()));
+    }
+    let field = at("sharing.timeSlicing.resources[0]");
+    let resource = &resources[0];
+    let name = resource.get("name").and_then(Value::as_str).ok_or((format!("{field}.name"), "missing".to_string()))?;
+    if resource.get("rename").is_some_and(|r| !r.is_null()) {
+        return Err((format!("{field}.rename"), "a per-resource rename is not supported yet: use renameByDefault".into()));
+    }
+    let replicas = match resource.get("replicas") {
+        Some(Value::Number(n)) => n.as_u64().filter(|r| (1..=u64::from(u32::MAX)).contains(r)),
+        _ => None,
+    }
+    .ok_or((format!("{field}.replicas"), "must be a whole number of at least 1".to_string()))?;
+    let spec = TimeSlicingSpec { replicas: replicas as u32, rename_by_default, fail_requests_greater_than_one };
+    Ok((name.to_string(), spec, field))
+}
