@@ -106,3 +106,6 @@ use crate::policy::Policy;
 pub fn evaluate(policy: &Policy, object: &serde_json::Value, ctx: &Context<'_>) -> Decision {
     rules::evaluate(policy, object, ctx)
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,91 @@
+//! Table-driven tests of the engine, one module per rule, plus stage and property tests.
+
+use serde_json::{Value, json};
+
+use super::{Action, Context, Decision, Operation, Outcome, Stage, evaluate};
+use crate::policy::Policy;
+
+mod host_path;
+mod placement;
+mod priority;
+mod properties;
+mod slices;
+mod stages;
+mod tolerations;
+
+// === fixtures ===
+
+pub fn default_policy() -> Policy {
+    Policy::embedded_default().expect("embedded default policy loads")
+}
+
+/// The default policy with `edit` applied to its YAML form.
+pub fn policy_with(edit: impl FnOnce(&mut Value)) -> Policy {
+    let mut spec = serde_json::to_value(default_policy().spec()).unwrap();
+    edit(&mut spec);
+    let spec = serde_json::from_value(spec).unwrap();
+    Policy::from_spec(spec, "test").expect("test policy is valid")
+}
+
+pub fn pod(ns: &str, spec: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": ns}, "spec": spec})
+}
+
+pub fn deployment(ns: &str, pod_spec: Value) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "d", "namespace": ns},
+        "spec": {"selector": {"matchLabels": {"app": "d"}}, "template": {"metadata": {"labels": {"app": "d"}}, "spec": pod_spec}}
+    })
+}
+
+/// A container asking for `count` of `nvidia.com/gpu` in its limits.
+pub fn gpu(count: Value) -> Value {
+    json!({"name": "c", "image": "img", "resources": {"limits": {"nvidia.com/gpu": count}}})
+}
+
+pub fn named(mut container: Value, name: &str) -> Value {
+    container["name"] = json!(name);
+    container
+}
+
+/// A GPU pod spec that already satisfies placement, tolerations and priority.
+pub fn compliant_spec(containers: Value) -> Value {
+    json!({
+        "containers": containers,
+        "nodeSelector": {"node-type": "gpu-worker"},
+        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        "priorityClassName": "medium-priority"
+    })
+}
+
+pub fn run(policy: &Policy, object: &Value, stage: Stage) -> Decision {
+    run_op(policy, object, stage, Operation::Create)
+}
+
+pub fn run_op(policy: &Policy, object: &Value, stage: Stage, operation: Operation) -> Decision {
+    evaluate(policy, object, &Context { namespace: "default", operation, stage })
+}
+
+pub fn codes(d: &Decision) -> Vec<&'static str> {
+    d.violations.iter().map(|v| v.code).collect()
+}
+
+/// Applies the decision's patch to a copy of the object.
+pub fn patched(object: &Value, d: &Decision) -> Value {
+    let mut out = object.clone();
+    json_patch::patch(&mut out, &d.patch).expect("patch applies");
+    out
+}
+
+#[test]
+fn outcome_follows_violations_and_patch() {
+    let p = default_policy();
+    let denied = run(&p, &pod("default", json!({"containers": [gpu(json!(9))]})), Stage::Offline);
+    assert_eq!(denied.outcome(), Outcome::Denied);
+    let mutated = run(&p, &pod("default", json!({"containers": [gpu(json!(1))]})), Stage::Offline);
+    assert_eq!(mutated.outcome(), Outcome::Mutated);
+    let allowed = run(&p, &pod("default", compliant_spec(json!([gpu(json!(1))]))), Stage::Offline);
+    assert_eq!(allowed.outcome(), Outcome::Allowed, "{allowed:?}");
+    assert!(allowed.violations.iter().all(|v| v.action != Action::Deny));
+}
