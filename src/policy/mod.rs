@@ -79,11 +79,11 @@ impl Policy {
         let de = serde_yaml_ng::Deserializer::from_str(text);
         let spec: PolicySpec = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
-            PolicyError {
-                origin: origin.to_string(),
-                path: if path == "." { String::new() } else { path },
-                message: e.into_inner().to_string(),
-            }
+            let path = if path == "." { String::new() } else { path };
+            // serde_yaml_ng already prefixes some messages with the path: say it once.
+            let message = e.into_inner().to_string();
+            let message = message.strip_prefix(&format!("{path}: ")).map(str::to_string).unwrap_or(message);
+            PolicyError { origin: origin.to_string(), path, message }
         })?;
         Self::from_spec(spec, origin)
     }
@@ -287,3 +287,6 @@ fn is_resource_name(s: &str) -> bool {
         && !s.starts_with('/')
         && !s.ends_with('/')
 }
+
+#[cfg(test)]
+mod tests;
