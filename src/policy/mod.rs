@@ -80,9 +80,12 @@ impl Policy {
         let spec: PolicySpec = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             let path = if path == "." { String::new() } else { path };
-            // serde_yaml_ng already prefixes some messages with the path: say it once.
+            // serde_yaml_ng prefixes some messages with the path or its parent: say it once.
             let message = e.into_inner().to_string();
-            let message = message.strip_prefix(&format!("{path}: ")).map(str::to_string).unwrap_or(message);
+            let message = match message.split_once(": ") {
+                Some((head, rest)) if !head.is_empty() && path.starts_with(head) => rest.to_string(),
+                _ => message,
+            };
             PolicyError { origin: origin.to_string(), path, message }
         })?;
         Self::from_spec(spec, origin)
