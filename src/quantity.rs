@@ -181,11 +181,17 @@ mod tests {
         }
         let frac = [json!("0.5"), json!(0.5), json!("500m"), json!("1e-3"), json!("1.5")];
         for input in frac {
-            assert!(matches!(whole_count(&input), Err(QuantityError::Fractional(_))), "{input}");
+            assert!(
+                matches!(whole_count(&input), Err(QuantityError::Fractional(_))),
+                "{input}"
+            );
         }
         let neg = [json!(-1), json!("-1"), json!("-0.5"), json!(-2.0)];
         for input in neg {
-            assert!(matches!(whole_count(&input), Err(QuantityError::Negative(_))), "{input}");
+            assert!(
+                matches!(whole_count(&input), Err(QuantityError::Negative(_))),
+                "{input}"
+            );
         }
         let invalid = [
             json!(""),

@@ -18,13 +18,41 @@ const TEMPLATE: &[&str] = &["spec", "template", "spec"];
 
 /// Every kind the policy covers.
 pub const KINDS: &[KindInfo] = &[
-    KindInfo { api_version: "v1", kind: "Pod", spec_segments: &["spec"] },
-    KindInfo { api_version: "v1", kind: "ReplicationController", spec_segments: TEMPLATE },
-    KindInfo { api_version: "apps/v1", kind: "Deployment", spec_segments: TEMPLATE },
-    KindInfo { api_version: "apps/v1", kind: "ReplicaSet", spec_segments: TEMPLATE },
-    KindInfo { api_version: "apps/v1", kind: "StatefulSet", spec_segments: TEMPLATE },
-    KindInfo { api_version: "apps/v1", kind: "DaemonSet", spec_segments: TEMPLATE },
-    KindInfo { api_version: "batch/v1", kind: "Job", spec_segments: TEMPLATE },
+    KindInfo {
+        api_version: "v1",
+        kind: "Pod",
+        spec_segments: &["spec"],
+    },
+    KindInfo {
+        api_version: "v1",
+        kind: "ReplicationController",
+        spec_segments: TEMPLATE,
+    },
+    KindInfo {
+        api_version: "apps/v1",
+        kind: "Deployment",
+        spec_segments: TEMPLATE,
+    },
+    KindInfo {
+        api_version: "apps/v1",
+        kind: "ReplicaSet",
+        spec_segments: TEMPLATE,
+    },
+    KindInfo {
+        api_version: "apps/v1",
+        kind: "StatefulSet",
+        spec_segments: TEMPLATE,
+    },
+    KindInfo {
+        api_version: "apps/v1",
+        kind: "DaemonSet",
+        spec_segments: TEMPLATE,
+    },
+    KindInfo {
+        api_version: "batch/v1",
+        kind: "Job",
+        spec_segments: TEMPLATE,
+    },
     KindInfo {
         api_version: "batch/v1",
         kind: "CronJob",
@@ -89,7 +117,11 @@ pub fn extract(object: &Value) -> Option<Workload<'_>> {
                 break;
             }
             Some(other) => {
-                pod_spec = Err(format!("`{}` must be an object, found {}", walked.join("."), json_type(other)));
+                pod_spec = Err(format!(
+                    "`{}` must be an object, found {}",
+                    walked.join("."),
+                    json_type(other)
+                ));
                 break;
             }
         }
@@ -97,7 +129,12 @@ pub fn extract(object: &Value) -> Option<Workload<'_>> {
             pod_spec = node.as_object().ok_or_else(String::new);
         }
     }
-    Some(Workload { info, name, namespace, pod_spec })
+    Some(Workload {
+        info,
+        name,
+        namespace,
+        pod_spec,
+    })
 }
 
 /// A short name for a JSON value's type, for messages.

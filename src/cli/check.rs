@@ -67,7 +67,8 @@ pub fn load_policy(policy: Option<&std::path::Path>, time_slicing: Option<&std::
         None => Ok(base),
         Some(path) => {
             let ts = TimeSlicing::load(path).map_err(|e| format!("bad time-slicing config: {e}"))?;
-            base.with_time_slicing(&ts).map_err(|e| format!("bad time-slicing config: {e}"))
+            base.with_time_slicing(&ts)
+                .map_err(|e| format!("bad time-slicing config: {e}"))
         }
     }
 }
@@ -81,13 +82,25 @@ pub fn check_manifest(policy: &Policy, manifest: &Manifest, default_namespace: &
         .and_then(Value::as_str)
         .filter(|n| !n.is_empty())
         .unwrap_or(default_namespace);
-    let ctx = Context { namespace, operation: Operation::Create, stage: Stage::Offline };
+    let ctx = Context {
+        namespace,
+        operation: Operation::Create,
+        stage: Stage::Offline,
+    };
     let decision = engine::evaluate(policy, object, &ctx);
     if !decision.covered {
         return None;
     }
-    let text = |field: &str| metadata.and_then(|m| m.get(field)).and_then(Value::as_str).unwrap_or("").to_string();
-    let name = Some(text("name")).filter(|n| !n.is_empty()).unwrap_or_else(|| text("generateName"));
+    let text = |field: &str| {
+        metadata
+            .and_then(|m| m.get(field))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let name = Some(text("name"))
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| text("generateName"));
     let report = Report {
         file: manifest.file.clone(),
         document: manifest.document,
@@ -135,7 +148,11 @@ pub fn run(args: CheckArgs) -> ExitCode {
     match args.output {
         OutputFormat::Json => {
             let json = serde_json::to_string_pretty(&reports).unwrap_or_else(|e| format!("\"cannot render: {e}\""));
-            if args.fix { eprintln!("{json}") } else { println!("{json}") }
+            if args.fix {
+                eprintln!("{json}")
+            } else {
+                println!("{json}")
+            }
         }
         OutputFormat::Text => {
             let text = render_text(&reports, skipped, files.len(), &errors);
@@ -155,7 +172,13 @@ pub fn run(args: CheckArgs) -> ExitCode {
 }
 
 /// Checks every object of a file; returns its documents as fixed YAML (for `--fix`).
-fn check_source(policy: &Policy, source: &SourceFile, ns: &str, reports: &mut Vec<Report>, skipped: &mut usize) -> Result<Vec<String>, InputError> {
+fn check_source(
+    policy: &Policy,
+    source: &SourceFile,
+    ns: &str,
+    reports: &mut Vec<Report>,
+    skipped: &mut usize,
+) -> Result<Vec<String>, InputError> {
     let manifests = input::manifests(source)?;
     let mut documents = source.documents.clone();
     for manifest in &manifests {
@@ -164,10 +187,12 @@ fn check_source(policy: &Policy, source: &SourceFile, ns: &str, reports: &mut Ve
             continue;
         };
         if report.decision == Outcome::Mutated {
-            let target = documents[manifest.document].as_mut().and_then(|doc| match manifest.item {
-                None => Some(doc),
-                Some(i) => doc.get_mut("items").and_then(|items| items.get_mut(i)),
-            });
+            let target = documents[manifest.document]
+                .as_mut()
+                .and_then(|doc| match manifest.item {
+                    None => Some(doc),
+                    Some(i) => doc.get_mut("items").and_then(|items| items.get_mut(i)),
+                });
             if let Some(target) = target {
                 json_patch::patch(target, &decision.patch).map_err(|e| InputError {
                     file: source.file.clone(),
@@ -195,9 +220,21 @@ fn render_text(reports: &[Report], skipped: usize, files: usize, errors: &[Input
     let mut counts = [0usize; 3];
     for r in reports {
         let item = r.item.map(|i| format!(" items[{i}]")).unwrap_or_default();
-        out.push_str(&format!("{} doc {}{item}: {} {}/{}: {}\n", r.file, r.document, r.kind, r.namespace, r.name, outcome_word(r.decision)));
+        out.push_str(&format!(
+            "{} doc {}{item}: {} {}/{}: {}\n",
+            r.file,
+            r.document,
+            r.kind,
+            r.namespace,
+            r.name,
+            outcome_word(r.decision)
+        ));
         for v in &r.violations {
-            let action = if v.action == engine::Action::Warn { "warn" } else { "deny" };
+            let action = if v.action == engine::Action::Warn {
+                "warn"
+            } else {
+                "deny"
+            };
             out.push_str(&format!("    {action} {} {}: {}\n", v.code, v.path, v.message));
         }
         let from_violations: Vec<String> = r.violations.iter().map(engine::rules::warning_for).collect();

@@ -55,14 +55,20 @@ pub fn expand_paths(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<InputError>) {
         if path.as_os_str() == "-" || !path.is_dir() {
             files.push(path.clone());
         } else if let Err(e) = walk(path, &mut files) {
-            errors.push(InputError { file: path.display().to_string(), document: None, message: format!("cannot read directory: {e}") });
+            errors.push(InputError {
+                file: path.display().to_string(),
+                document: None,
+                message: format!("cannot read directory: {e}"),
+            });
         }
     }
     (files, errors)
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
     entries.sort();
     for path in entries {
         if path.is_dir() {
@@ -76,8 +82,16 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 
 /// Reads one file (or stdin for `-`) into its documents.
 pub fn read_file(path: &Path) -> Result<SourceFile, InputError> {
-    let file = if path.as_os_str() == "-" { "-".to_string() } else { path.display().to_string() };
-    let err = |document, message| InputError { file: file.clone(), document, message };
+    let file = if path.as_os_str() == "-" {
+        "-".to_string()
+    } else {
+        path.display().to_string()
+    };
+    let err = |document, message| InputError {
+        file: file.clone(),
+        document,
+        message,
+    };
     let mut text = String::new();
     let read = if path.as_os_str() == "-" {
         std::io::stdin().read_to_string(&mut text).map(|_| ())
@@ -107,16 +121,33 @@ pub fn manifests(source: &SourceFile) -> Result<Vec<Manifest>, InputError> {
     let mut out = Vec::new();
     for (document, value) in source.documents.iter().enumerate() {
         let Some(value) = value else { continue };
-        let err = |message: String| InputError { file: source.file.clone(), document: Some(document), message };
+        let err = |message: String| InputError {
+            file: source.file.clone(),
+            document: Some(document),
+            message,
+        };
         check_object(value).map_err(err)?;
         if is_list(value) {
-            let items = value.get("items").and_then(Value::as_array).ok_or_else(|| err("a List needs `items`".into()))?;
+            let items = value
+                .get("items")
+                .and_then(Value::as_array)
+                .ok_or_else(|| err("a List needs `items`".into()))?;
             for (i, item) in items.iter().enumerate() {
                 check_object(item).map_err(|m| err(format!("items[{i}]: {m}")))?;
-                out.push(Manifest { file: source.file.clone(), document, item: Some(i), object: item.clone() });
+                out.push(Manifest {
+                    file: source.file.clone(),
+                    document,
+                    item: Some(i),
+                    object: item.clone(),
+                });
             }
         } else {
-            out.push(Manifest { file: source.file.clone(), document, item: None, object: value.clone() });
+            out.push(Manifest {
+                file: source.file.clone(),
+                document,
+                item: None,
+                object: value.clone(),
+            });
         }
     }
     Ok(out)
@@ -124,12 +155,19 @@ pub fn manifests(source: &SourceFile) -> Result<Vec<Manifest>, InputError> {
 
 /// `kind: List` (or `FooList`) with `items`.
 pub fn is_list(value: &Value) -> bool {
-    value.get("kind").and_then(Value::as_str).is_some_and(|k| k.ends_with("List")) && value.get("items").is_some()
+    value
+        .get("kind")
+        .and_then(Value::as_str)
+        .is_some_and(|k| k.ends_with("List"))
+        && value.get("items").is_some()
 }
 
 fn check_object(value: &Value) -> Result<(), String> {
     let Some(map) = value.as_object() else {
-        return Err(format!("expected a Kubernetes object, found {}", crate::workload::json_type(value)));
+        return Err(format!(
+            "expected a Kubernetes object, found {}",
+            crate::workload::json_type(value)
+        ));
     };
     for field in ["apiVersion", "kind"] {
         match map.get(field) {

@@ -24,16 +24,18 @@ pub enum PolicyCommand {
 
 pub fn run(args: PolicyArgs) -> ExitCode {
     match args.command {
-        PolicyCommand::Check { file, time_slicing } => match super::check::load_policy(file.as_deref(), time_slicing.as_deref()) {
-            Ok(policy) => {
-                println!("# effective policy from {}", policy.origin());
-                print!("{}", policy.to_yaml());
-                ExitCode::SUCCESS
+        PolicyCommand::Check { file, time_slicing } => {
+            match super::check::load_policy(file.as_deref(), time_slicing.as_deref()) {
+                Ok(policy) => {
+                    println!("# effective policy from {}", policy.origin());
+                    print!("{}", policy.to_yaml());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(2)
-            }
-        },
+        }
     }
 }

@@ -211,7 +211,10 @@ fn default_vendor_prefixes() -> Vec<String> {
     strings(&["nvidia.com/"])
 }
 fn default_node_selector() -> KeyValue {
-    KeyValue { key: "node-type".into(), value: "gpu-worker".into() }
+    KeyValue {
+        key: "node-type".into(),
+        value: "gpu-worker".into(),
+    }
 }
 fn default_classes() -> Vec<PriorityClassSpec> {
     vec![
@@ -268,25 +271,41 @@ impl Default for GpuSpec {
 
 impl Default for TimeSlicingSpec {
     fn default() -> Self {
-        Self { replicas: default_replicas(), rename_by_default: false, fail_requests_greater_than_one: false }
+        Self {
+            replicas: default_replicas(),
+            rename_by_default: false,
+            fail_requests_greater_than_one: false,
+        }
     }
 }
 
 impl Default for PlacementSpec {
     fn default() -> Self {
-        Self { action: deny(), exempt_namespaces: Vec::new(), node_selector: default_node_selector() }
+        Self {
+            action: deny(),
+            exempt_namespaces: Vec::new(),
+            node_selector: default_node_selector(),
+        }
     }
 }
 
 impl Default for TaintSpec {
     fn default() -> Self {
-        Self { key: "nvidia.com/gpu".into(), value: String::new(), effect: "NoSchedule".into() }
+        Self {
+            key: "nvidia.com/gpu".into(),
+            value: String::new(),
+            effect: "NoSchedule".into(),
+        }
     }
 }
 
 impl Default for TolerationsSpec {
     fn default() -> Self {
-        Self { action: deny(), exempt_namespaces: Vec::new(), taint: TaintSpec::default() }
+        Self {
+            action: deny(),
+            exempt_namespaces: Vec::new(),
+            taint: TaintSpec::default(),
+        }
     }
 }
 
@@ -305,7 +324,11 @@ impl Default for PrioritySpec {
 
 impl Default for SlicesSpec {
     fn default() -> Self {
-        Self { action: deny(), exempt_namespaces: Vec::new(), unknown_resource_action: warn() }
+        Self {
+            action: deny(),
+            exempt_namespaces: Vec::new(),
+            unknown_resource_action: warn(),
+        }
     }
 }
 

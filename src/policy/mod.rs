@@ -86,7 +86,11 @@ impl Policy {
                 Some((head, rest)) if !head.is_empty() && path.starts_with(head) => rest.to_string(),
                 _ => message,
             };
-            PolicyError { origin: origin.to_string(), path, message }
+            PolicyError {
+                origin: origin.to_string(),
+                path,
+                message,
+            }
         })?;
         Self::from_spec(spec, origin)
     }
@@ -99,7 +103,10 @@ impl Policy {
             message,
         };
         if spec.api_version != file::API_VERSION {
-            return Err(err("apiVersion", format!("must be `{}`, found `{}`", file::API_VERSION, spec.api_version)));
+            return Err(err(
+                "apiVersion",
+                format!("must be `{}`, found `{}`", file::API_VERSION, spec.api_version),
+            ));
         }
         if spec.kind != file::KIND {
             return Err(err("kind", format!("must be `{}`, found `{}`", file::KIND, spec.kind)));
@@ -111,9 +118,10 @@ impl Policy {
             let path = format!("rules.hostPath.allowed[{i}]");
             let image_pattern = match &allow.image_pattern {
                 None => None,
-                Some(p) => Some(Regex::new(&format!("^(?:{p})$")).map_err(|e| {
-                    err(&format!("{path}.imagePattern"), format!("not a valid regex: {e}"))
-                })?),
+                Some(p) => Some(
+                    Regex::new(&format!("^(?:{p})$"))
+                        .map_err(|e| err(&format!("{path}.imagePattern"), format!("not a valid regex: {e}")))?,
+                ),
             };
             host_path_allowed.push(HostPathAllow {
                 path: allow.path.clone(),
@@ -121,7 +129,11 @@ impl Policy {
                 image_pattern,
             });
         }
-        Ok(Self { spec, origin: origin.to_string(), host_path_allowed })
+        Ok(Self {
+            spec,
+            origin: origin.to_string(),
+            host_path_allowed,
+        })
     }
 
     pub fn spec(&self) -> &PolicySpec {
@@ -199,17 +211,26 @@ type FieldError = (String, String);
 
 fn validate_gpu(gpu: &file::GpuSpec) -> Result<(), FieldError> {
     if !is_resource_name(&gpu.resource_name) {
-        return Err(("gpu.resourceName".into(), format!("`{}` is not a resource name like `nvidia.com/gpu`", gpu.resource_name)));
+        return Err((
+            "gpu.resourceName".into(),
+            format!("`{}` is not a resource name like `nvidia.com/gpu`", gpu.resource_name),
+        ));
     }
     if gpu.gpus_per_node == 0 {
         return Err(("gpu.gpusPerNode".into(), "must be at least 1".into()));
     }
     if gpu.time_slicing.replicas == 0 {
-        return Err(("gpu.timeSlicing.replicas".into(), "must be at least 1 (1 means no time-slicing)".into()));
+        return Err((
+            "gpu.timeSlicing.replicas".into(),
+            "must be at least 1 (1 means no time-slicing)".into(),
+        ));
     }
     for (i, p) in gpu.vendor_prefixes.iter().enumerate() {
         if p.is_empty() || !p.ends_with('/') {
-            return Err((format!("gpu.vendorPrefixes[{i}]"), format!("`{p}` must be a domain ending in `/`, like `nvidia.com/`")));
+            return Err((
+                format!("gpu.vendorPrefixes[{i}]"),
+                format!("`{p}` must be a domain ending in `/`, like `nvidia.com/`"),
+            ));
         }
     }
     Ok(())
@@ -227,7 +248,10 @@ fn validate_rules(rules: &file::RulesSpec) -> Result<(), FieldError> {
     if !["NoSchedule", "PreferNoSchedule", "NoExecute"].contains(&taint.effect.as_str()) {
         return Err((
             "rules.tolerations.taint.effect".into(),
-            format!("`{}` is not one of NoSchedule, PreferNoSchedule, NoExecute", taint.effect),
+            format!(
+                "`{}` is not one of NoSchedule, PreferNoSchedule, NoExecute",
+                taint.effect
+            ),
         ));
     }
     validate_priority(&rules.priority)?;
@@ -249,12 +273,18 @@ fn validate_priority(p: &file::PrioritySpec) -> Result<(), FieldError> {
     let mut names = BTreeSet::new();
     for (i, class) in p.classes.iter().enumerate() {
         if !names.insert(class.name.as_str()) {
-            return Err((format!("rules.priority.classes[{i}].name"), format!("`{}` is listed twice", class.name)));
+            return Err((
+                format!("rules.priority.classes[{i}].name"),
+                format!("`{}` is listed twice", class.name),
+            ));
         }
         if !["PreemptLowerPriority", "Never"].contains(&class.preemption_policy.as_str()) {
             return Err((
                 format!("rules.priority.classes[{i}].preemptionPolicy"),
-                format!("`{}` is not one of PreemptLowerPriority, Never", class.preemption_policy),
+                format!(
+                    "`{}` is not one of PreemptLowerPriority, Never",
+                    class.preemption_policy
+                ),
             ));
         }
         if class.value > 1_000_000_000 {
@@ -266,16 +296,25 @@ fn validate_priority(p: &file::PrioritySpec) -> Result<(), FieldError> {
     }
     for (i, name) in p.allowed.iter().enumerate() {
         if !names.contains(name.as_str()) {
-            return Err((format!("rules.priority.allowed[{i}]"), format!("`{name}` is not in rules.priority.classes")));
+            return Err((
+                format!("rules.priority.allowed[{i}]"),
+                format!("`{name}` is not in rules.priority.classes"),
+            ));
         }
     }
     let allowed = |n: &str| p.allowed.iter().any(|a| a == n);
     if !allowed(&p.default_class) {
-        return Err(("rules.priority.defaultClass".into(), format!("`{}` is not in rules.priority.allowed", p.default_class)));
+        return Err((
+            "rules.priority.defaultClass".into(),
+            format!("`{}` is not in rules.priority.allowed", p.default_class),
+        ));
     }
     for (ns, class) in &p.namespace_defaults {
         if !allowed(class) {
-            return Err((format!("rules.priority.namespaceDefaults.{ns}"), format!("`{class}` is not in rules.priority.allowed")));
+            return Err((
+                format!("rules.priority.namespaceDefaults.{ns}"),
+                format!("`{class}` is not in rules.priority.allowed"),
+            ));
         }
     }
     Ok(())
@@ -285,7 +324,8 @@ fn validate_priority(p: &file::PrioritySpec) -> Result<(), FieldError> {
 fn is_resource_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/'))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/'))
         && s.matches('/').count() <= 1
         && !s.starts_with('/')
         && !s.ends_with('/')

@@ -11,7 +11,11 @@ fn load(body: &str) -> Result<Policy, PolicyError> {
 fn embedded_default_spells_out_the_built_in_defaults() {
     let embedded = Policy::embedded_default().unwrap();
     let minimal = load("").unwrap();
-    assert_eq!(embedded.spec(), minimal.spec(), "policies/default.yaml and the serde defaults must agree");
+    assert_eq!(
+        embedded.spec(),
+        minimal.spec(),
+        "policies/default.yaml and the serde defaults must agree"
+    );
     assert_eq!(embedded.shared_resource_name(), "nvidia.com/gpu");
     assert_eq!(embedded.default_priority_class("ai"), "high-priority");
     assert_eq!(embedded.default_priority_class("anything"), "medium-priority");
@@ -29,28 +33,75 @@ fn errors_name_the_field_and_the_reason() {
     // (policy body, expected field path, words the message must hold)
     let cases: &[(&str, &str, &[&str])] = &[
         ("rulez: {}\n", "rulez", &["unknown field `rulez`"]),
-        ("rules:\n  hostPath:\n    alowed: []\n", "rules.hostPath.alowed", &["unknown field `alowed`", "allowed"]),
+        (
+            "rules:\n  hostPath:\n    alowed: []\n",
+            "rules.hostPath.alowed",
+            &["unknown field `alowed`", "allowed"],
+        ),
         ("gpu:\n  gpusPerNode: two\n", "gpu.gpusPerNode", &["invalid type"]),
-        ("gpu:\n  timeSlicing:\n    replicas: -4\n", "gpu.timeSlicing.replicas", &["invalid type: integer `-4`, expected u32", "line 5"]),
-        ("rules:\n  slices:\n    action: block\n", "rules.slices.action", &["unknown variant `block`", "deny"]),
+        (
+            "gpu:\n  timeSlicing:\n    replicas: -4\n",
+            "gpu.timeSlicing.replicas",
+            &["invalid type: integer `-4`, expected u32", "line 5"],
+        ),
+        (
+            "rules:\n  slices:\n    action: block\n",
+            "rules.slices.action",
+            &["unknown variant `block`", "deny"],
+        ),
         ("gpu:\n  gpusPerNode: 0\n", "gpu.gpusPerNode", &["at least 1"]),
-        ("gpu:\n  resourceName: 'nvidia gpu'\n", "gpu.resourceName", &["not a resource name"]),
-        ("rules:\n  hostPath:\n    allowed:\n      - {path: /, namespaces: [ai]}\n", "rules.hostPath.allowed[0].path", &["whole host"]),
-        ("rules:\n  hostPath:\n    allowed:\n      - {path: /dev/bus/usb/, namespaces: [ai]}\n", "rules.hostPath.allowed[0].path", &["write `/dev/bus/usb`"]),
-        ("rules:\n  hostPath:\n    allowed:\n      - {path: dev, namespaces: [ai]}\n", "rules.hostPath.allowed[0].path", &["absolute"]),
+        (
+            "gpu:\n  resourceName: 'nvidia gpu'\n",
+            "gpu.resourceName",
+            &["not a resource name"],
+        ),
+        (
+            "rules:\n  hostPath:\n    allowed:\n      - {path: /, namespaces: [ai]}\n",
+            "rules.hostPath.allowed[0].path",
+            &["whole host"],
+        ),
+        (
+            "rules:\n  hostPath:\n    allowed:\n      - {path: /dev/bus/usb/, namespaces: [ai]}\n",
+            "rules.hostPath.allowed[0].path",
+            &["write `/dev/bus/usb`"],
+        ),
+        (
+            "rules:\n  hostPath:\n    allowed:\n      - {path: dev, namespaces: [ai]}\n",
+            "rules.hostPath.allowed[0].path",
+            &["absolute"],
+        ),
         (
             "rules:\n  hostPath:\n    allowed:\n      - {path: /dev/bus/usb, namespaces: [ai], imagePattern: 'coral/(.*'}\n",
             "rules.hostPath.allowed[0].imagePattern",
             &["not a valid regex"],
         ),
-        ("rules:\n  priority:\n    allowed: [low-priority]\n", "rules.priority.allowed[0]", &["`low-priority` is not in rules.priority.classes"]),
-        ("rules:\n  priority:\n    defaultClass: nope\n", "rules.priority.defaultClass", &["not in rules.priority.allowed"]),
-        ("rules:\n  priority:\n    namespaceDefaults: {ai: nope}\n", "rules.priority.namespaceDefaults.ai", &["not in rules.priority.allowed"]),
-        ("rules:\n  tolerations:\n    taint: {key: nvidia.com/gpu, effect: Sometimes}\n", "rules.tolerations.taint.effect", &["NoSchedule"]),
+        (
+            "rules:\n  priority:\n    allowed: [low-priority]\n",
+            "rules.priority.allowed[0]",
+            &["`low-priority` is not in rules.priority.classes"],
+        ),
+        (
+            "rules:\n  priority:\n    defaultClass: nope\n",
+            "rules.priority.defaultClass",
+            &["not in rules.priority.allowed"],
+        ),
+        (
+            "rules:\n  priority:\n    namespaceDefaults: {ai: nope}\n",
+            "rules.priority.namespaceDefaults.ai",
+            &["not in rules.priority.allowed"],
+        ),
+        (
+            "rules:\n  tolerations:\n    taint: {key: nvidia.com/gpu, effect: Sometimes}\n",
+            "rules.tolerations.taint.effect",
+            &["NoSchedule"],
+        ),
     ];
     for (body, path, words) in cases {
         let err = load(body).expect_err(body);
-        assert!(!err.message.starts_with("rules") && !err.message.starts_with("gpu"), "path said twice: {err}");
+        assert!(
+            !err.message.starts_with("rules") && !err.message.starts_with("gpu"),
+            "path said twice: {err}"
+        );
         assert_eq!(err.origin, "test.yaml");
         assert_eq!(err.path, *path, "{body}: {err}");
         for w in *words {
@@ -59,13 +110,21 @@ fn errors_name_the_field_and_the_reason() {
     }
     let wrong_kind = Policy::from_yaml_str("apiVersion: v1\nkind: Policy\n", "x.yaml").unwrap_err();
     assert_eq!(wrong_kind.path, "apiVersion");
-    assert!(wrong_kind.to_string().starts_with("x.yaml: field `apiVersion`: must be"), "{wrong_kind}");
+    assert!(
+        wrong_kind
+            .to_string()
+            .starts_with("x.yaml: field `apiVersion`: must be"),
+        "{wrong_kind}"
+    );
 }
 
 #[test]
 fn missing_file_is_a_clear_error() {
     let err = Policy::load(std::path::Path::new("/nonexistent/policy.yaml")).unwrap_err();
-    assert!(err.to_string().starts_with("/nonexistent/policy.yaml: cannot read"), "{err}");
+    assert!(
+        err.to_string().starts_with("/nonexistent/policy.yaml: cannot read"),
+        "{err}"
+    );
 }
 
 // === time-slicing ===
@@ -78,7 +137,10 @@ fn indent(text: &str, by: usize) -> String {
 
 #[test]
 fn time_slicing_from_the_corpus_configmap() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/07-time-slicing-configmap-replicas4.yaml");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/corpus/07-time-slicing-configmap-replicas4.yaml"
+    );
     let ts = TimeSlicing::load(std::path::Path::new(path)).unwrap();
     assert_eq!(ts.resource_name, "nvidia.com/gpu");
     assert_eq!(ts.spec.replicas, 4);
@@ -94,7 +156,11 @@ fn time_slicing_shapes() {
         indent(CONFIG, 4)
     );
     let helm_seed = "devicePlugin:\n  config:\n    name: time-slicing-config\n    default: \"0\"\n    sharing:\n      timeSlicing:\n        renameByDefault: true\n        resources:\n          - name: nvidia.com/gpu\n            replicas: 3\n";
-    let helm_data = format!("devicePlugin:\n  config:\n    name: x\n    default: b\n    data:\n      a: |\n{}      b: |\n{}", indent("version: v1\nsharing: {}", 8), indent(CONFIG, 8));
+    let helm_data = format!(
+        "devicePlugin:\n  config:\n    name: x\n    default: b\n    data:\n      a: |\n{}      b: |\n{}",
+        indent("version: v1\nsharing: {}", 8),
+        indent(CONFIG, 8)
+    );
     let ts = TimeSlicing::from_yaml_str(helm_seed, "values.yaml").unwrap();
     assert_eq!((ts.spec.replicas, ts.spec.rename_by_default), (3, true));
     let ts = TimeSlicing::from_yaml_str(&helm_data, "values.yaml").unwrap();
@@ -111,12 +177,36 @@ fn time_slicing_errors_name_the_field() {
     let cases: &[(&str, &str, &str)] = &[
         ("version: v1\nsharing: {}\n", "sharing.timeSlicing", "missing"),
         ("version: v2\nsharing: {}\n", "version", "unsupported"),
-        ("sharing:\n  timeSlicing:\n    resources: []\n", "sharing.timeSlicing.resources", "missing or empty"),
-        ("sharing:\n  timeSlicing:\n    resources:\n      - name: nvidia.com/gpu\n", "sharing.timeSlicing.resources[0].replicas", "whole number"),
-        ("sharing:\n  timeSlicing:\n    resources:\n      - {name: nvidia.com/gpu, replicas: \"4\"}\n", "sharing.timeSlicing.resources[0].replicas", "whole number"),
-        ("sharing:\n  timeSlicing:\n    resources:\n      - {name: nvidia.com/gpu, replicas: 0}\n", "sharing.timeSlicing.resources[0].replicas", "at least 1"),
-        ("sharing:\n  timeSlicing:\n    renameByDefault: yes please\n    resources:\n      - {name: nvidia.com/gpu, replicas: 2}\n", "sharing.timeSlicing.renameByDefault", "true or false"),
-        ("sharing:\n  timeSlicing:\n    resources:\n      - {replicas: 2}\n", "sharing.timeSlicing.resources[0].name", "missing"),
+        (
+            "sharing:\n  timeSlicing:\n    resources: []\n",
+            "sharing.timeSlicing.resources",
+            "missing or empty",
+        ),
+        (
+            "sharing:\n  timeSlicing:\n    resources:\n      - name: nvidia.com/gpu\n",
+            "sharing.timeSlicing.resources[0].replicas",
+            "whole number",
+        ),
+        (
+            "sharing:\n  timeSlicing:\n    resources:\n      - {name: nvidia.com/gpu, replicas: \"4\"}\n",
+            "sharing.timeSlicing.resources[0].replicas",
+            "whole number",
+        ),
+        (
+            "sharing:\n  timeSlicing:\n    resources:\n      - {name: nvidia.com/gpu, replicas: 0}\n",
+            "sharing.timeSlicing.resources[0].replicas",
+            "at least 1",
+        ),
+        (
+            "sharing:\n  timeSlicing:\n    renameByDefault: yes please\n    resources:\n      - {name: nvidia.com/gpu, replicas: 2}\n",
+            "sharing.timeSlicing.renameByDefault",
+            "true or false",
+        ),
+        (
+            "sharing:\n  timeSlicing:\n    resources:\n      - {replicas: 2}\n",
+            "sharing.timeSlicing.resources[0].name",
+            "missing",
+        ),
         ("kind: ConfigMap\ndata: {}\n", "data", "several configs"),
         ("kind: Service\n", "", "not a device-plugin config"),
     ];
@@ -134,7 +224,10 @@ fn time_slicing_feeds_the_policy() {
     let merged = p.with_time_slicing(&ts).unwrap();
     assert_eq!(merged.spec().gpu.time_slicing.replicas, 2);
     assert!(merged.origin().contains("config.yaml"));
-    let other = TimeSlicing { resource_name: "amd.com/gpu".into(), ..ts };
+    let other = TimeSlicing {
+        resource_name: "amd.com/gpu".into(),
+        ..ts
+    };
     let err = p.with_time_slicing(&other).unwrap_err();
     assert!(err.message.contains("amd.com/gpu"), "{err}");
 }

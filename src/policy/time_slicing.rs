@@ -38,18 +38,30 @@ impl TimeSlicing {
     }
 
     pub fn from_yaml_str(text: &str, origin: &str) -> Result<Self, PolicyError> {
-        let err = |(path, message): Located| PolicyError { origin: origin.to_string(), path, message };
+        let err = |(path, message): Located| PolicyError {
+            origin: origin.to_string(),
+            path,
+            message,
+        };
         let doc: Value = serde_yaml_ng::from_str(text).map_err(|e| err((String::new(), format!("not YAML: {e}"))))?;
         let (prefix, config) = locate(&doc).map_err(err)?;
         let (resource_name, spec, field) = read_config(&config, &prefix).map_err(err)?;
-        Ok(Self { resource_name, spec, origin: origin.to_string(), field })
+        Ok(Self {
+            resource_name,
+            spec,
+            origin: origin.to_string(),
+            field,
+        })
     }
 }
 
 /// Finds the device-plugin config in the document: (field prefix, config value).
 fn locate(doc: &Value) -> Result<(String, Value), Located> {
     if doc.get("kind").and_then(Value::as_str) == Some("ConfigMap") {
-        let data = doc.get("data").and_then(Value::as_object).ok_or(("data".to_string(), "a ConfigMap with no data".to_string()))?;
+        let data = doc
+            .get("data")
+            .and_then(Value::as_object)
+            .ok_or(("data".to_string(), "a ConfigMap with no data".to_string()))?;
         return pick_key(data, None, "data");
     }
     if let Some(config) = doc.get("devicePlugin").and_then(|d| d.get("config")) {
@@ -72,27 +84,39 @@ fn locate(doc: &Value) -> Result<(String, Value), Located> {
 }
 
 /// Chooses the config key as the device plugin does: the named default, else the only key.
-fn pick_key(data: &serde_json::Map<String, Value>, default: Option<&str>, field: &str) -> Result<(String, Value), Located> {
+fn pick_key(
+    data: &serde_json::Map<String, Value>,
+    default: Option<&str>,
+    field: &str,
+) -> Result<(String, Value), Located> {
     let key = match default {
         Some(k) => k.to_string(),
         None if data.len() == 1 => data.keys().next().cloned().unwrap_or_default(),
         None => {
             let keys: Vec<&str> = data.keys().map(String::as_str).collect();
-            return Err((field.into(), format!("holds several configs ({}) and none is named as the default", keys.join(", "))));
+            return Err((
+                field.into(),
+                format!(
+                    "holds several configs ({}) and none is named as the default",
+                    keys.join(", ")
+                ),
+            ));
         }
     };
     let path = format!("{field}.{key}");
-    let text = data.get(&key).and_then(Value::as_str).ok_or((path.clone(), "missing, or not a string".to_string()))?;
-    let config: Value = serde_yaml_ng::from_str(text).map_err(|e| (path.clone(), format!("not a device-plugin config: {e}")))?;
+    let text = data
+        .get(&key)
+        .and_then(Value::as_str)
+        .ok_or((path.clone(), "missing, or not a string".to_string()))?;
+    let config: Value =
+        serde_yaml_ng::from_str(text).map_err(|e| (path.clone(), format!("not a device-plugin config: {e}")))?;
     Ok((format!("{path} → "), config))
 }
 
 fn read_config(config: &Value, prefix: &str) -> Result<(String, TimeSlicingSpec, String), Located> {
     let at = |p: &str| format!("{prefix}{p}");
-    if let Some(version) = config.get("version") {
-        if version.as_str() != Some("v1") {
-            return Err((at("version"), format!("unsupported version {version}: expected `v1`")));
-        }
+    if let Some(version) = config.get("version").filter(|v| v.as_str() != Some("v1")) {
+        return Err((at("version"), format!("unsupported version {version}: expected `v1`")));
     }
     let ts = config
         .get("sharing")
@@ -102,7 +126,10 @@ fn read_config(config: &Value, prefix: &str) -> Result<(String, TimeSlicingSpec,
         match ts.get(name) {
             None | Some(Value::Null) => Ok(false),
             Some(Value::Bool(b)) => Ok(*b),
-            Some(other) => Err((at(&format!("sharing.timeSlicing.{name}")), format!("must be true or false, found {other}"))),
+            Some(other) => Err((
+                at(&format!("sharing.timeSlicing.{name}")),
+                format!("must be true or false, found {other}"),
+            )),
         }
     };
     let rename_by_default = flag("renameByDefault")?;
@@ -111,21 +138,40 @@ fn read_config(config: &Value, prefix: &str) -> Result<(String, TimeSlicingSpec,
         .get("resources")
         .and_then(Value::as_array)
         .filter(|r| !r.is_empty())
-        .ok_or((at("sharing.timeSlicing.resources"), "missing or empty: list the time-sliced resources".to_string()))?;
+        .ok_or((
+            at("sharing.timeSlicing.resources"),
+            "missing or empty: list the time-sliced resources".to_string(),
+        ))?;
     if resources.len() > 1 {
-        return Err((at("sharing.timeSlicing.resources"), "more than one time-sliced resource is not supported yet".into()));
+        return Err((
+            at("sharing.timeSlicing.resources"),
+            "more than one time-sliced resource is not supported yet".into(),
+        ));
     }
     let field = at("sharing.timeSlicing.resources[0]");
     let resource = &resources[0];
-    let name = resource.get("name").and_then(Value::as_str).ok_or((format!("{field}.name"), "missing".to_string()))?;
+    let name = resource
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or((format!("{field}.name"), "missing".to_string()))?;
     if resource.get("rename").is_some_and(|r| !r.is_null()) {
-        return Err((format!("{field}.rename"), "a per-resource rename is not supported yet: use renameByDefault".into()));
+        return Err((
+            format!("{field}.rename"),
+            "a per-resource rename is not supported yet: use renameByDefault".into(),
+        ));
     }
     let replicas = match resource.get("replicas") {
         Some(Value::Number(n)) => n.as_u64().filter(|r| (1..=u64::from(u32::MAX)).contains(r)),
         _ => None,
     }
-    .ok_or((format!("{field}.replicas"), "must be a whole number of at least 1".to_string()))?;
-    let spec = TimeSlicingSpec { replicas: replicas as u32, rename_by_default, fail_requests_greater_than_one };
+    .ok_or((
+        format!("{field}.replicas"),
+        "must be a whole number of at least 1".to_string(),
+    ))?;
+    let spec = TimeSlicingSpec {
+        replicas: replicas as u32,
+        rename_by_default,
+        fail_requests_greater_than_one,
+    };
     Ok((name.to_string(), spec, field))
 }

@@ -44,7 +44,11 @@ pub struct ContainerUsage {
 
 impl ContainerUsage {
     pub fn count(&self, resource: &str) -> Count {
-        self.asks.iter().filter(|a| a.resource == resource).map(|a| a.count).sum()
+        self.asks
+            .iter()
+            .filter(|a| a.resource == resource)
+            .map(|a| a.count)
+            .sum()
     }
 }
 
@@ -66,9 +70,13 @@ impl Usage {
         let prefixes = &subject.policy.spec().gpu.vendor_prefixes;
         let mut usage = Usage::default();
         for list in [List::InitContainers, List::Containers] {
-            let Some(Value::Array(items)) = subject.spec.get(list.field()) else { continue };
+            let Some(Value::Array(items)) = subject.spec.get(list.field()) else {
+                continue;
+            };
             for (index, container) in items.iter().enumerate() {
-                let Some(container) = container.as_object() else { continue };
+                let Some(container) = container.as_object() else {
+                    continue;
+                };
                 let base = subject.field(&format!("{}[{index}].resources", list.field()));
                 let resources = container.get("resources").and_then(Value::as_object);
                 let limits = resources.and_then(|r| r.get("limits")).and_then(Value::as_object);
@@ -80,7 +88,11 @@ impl Usage {
                     let Some((value, field)) = found else { continue };
                     let path = format!("{base}.{field}[{name}]");
                     match quantity::whole_count(value) {
-                        Ok(count) => asks.push(Ask { resource: name.clone(), count, path }),
+                        Ok(count) => asks.push(Ask {
+                            resource: name.clone(),
+                            count,
+                            path,
+                        }),
                         Err(e) => usage.invalid.push((path, e)),
                     }
                 }
@@ -96,7 +108,13 @@ impl Usage {
                 let sidecar = list == List::InitContainers
                     && container.get("restartPolicy").and_then(Value::as_str) == Some("Always");
                 let name = container.get("name").and_then(Value::as_str).unwrap_or("").to_string();
-                usage.containers.push(ContainerUsage { list, index, name, sidecar, asks });
+                usage.containers.push(ContainerUsage {
+                    list,
+                    index,
+                    name,
+                    sidecar,
+                    asks,
+                });
             }
         }
         usage
@@ -132,6 +150,10 @@ impl Usage {
     }
 }
 
-fn lookup<'a>(map: Option<&'a Map<String, Value>>, name: &str, field: &'static str) -> Option<(&'a Value, &'static str)> {
+fn lookup<'a>(
+    map: Option<&'a Map<String, Value>>,
+    name: &str,
+    field: &'static str,
+) -> Option<(&'a Value, &'static str)> {
     map.and_then(|m| m.get(name)).map(|v| (v, field))
 }

@@ -39,10 +39,16 @@ fn covers(allowed: &str, path: &str) -> bool {
 
 pub fn check(subject: &Subject<'_>, out: &mut Findings) {
     let rules = &subject.policy.spec().rules.host_path;
-    let Some(action) = subject.active(rules.action, &rules.exempt_namespaces) else { return };
-    let Some(Value::Array(volumes)) = subject.spec.get("volumes") else { return };
+    let Some(action) = subject.active(rules.action, &rules.exempt_namespaces) else {
+        return;
+    };
+    let Some(Value::Array(volumes)) = subject.spec.get("volumes") else {
+        return;
+    };
     for (i, volume) in volumes.iter().enumerate() {
-        let Some(host_path) = volume.get("hostPath").filter(|h| !h.is_null()) else { continue };
+        let Some(host_path) = volume.get("hostPath").filter(|h| !h.is_null()) else {
+            continue;
+        };
         let field = subject.field(&format!("volumes[{i}].hostPath.path"));
         let raw = host_path.get("path").and_then(Value::as_str).unwrap_or("");
         let Some(path) = normalize(raw) else {
@@ -50,12 +56,18 @@ pub fn check(subject: &Subject<'_>, out: &mut Findings) {
             out.violation(action, RULE, "HOSTPATH_INVALID", field, message);
             continue;
         };
-        let shown = if path == raw { format!("`{raw}`") } else { format!("`{raw}` (that is `{path}`)") };
+        let shown = if path == raw {
+            format!("`{raw}`")
+        } else {
+            format!("`{raw}` (that is `{path}`)")
+        };
         let allowed = subject.policy.host_path_allowed();
         let Some(allow) = allowed.iter().find(|a| covers(&a.path, &path)) else {
             let only: Vec<&str> = allowed.iter().map(|a| a.path.as_str()).collect();
             let message = if only.is_empty() {
-                format!("hostPath {shown} is not allowed; no host path may be mounted: use a PersistentVolumeClaim, ConfigMap or emptyDir")
+                format!(
+                    "hostPath {shown} is not allowed; no host path may be mounted: use a PersistentVolumeClaim, ConfigMap or emptyDir"
+                )
             } else {
                 format!(
                     "hostPath {shown} is not allowed; only {} may be mounted from the host: use a PersistentVolumeClaim, ConfigMap or emptyDir",
@@ -81,13 +93,23 @@ pub fn check(subject: &Subject<'_>, out: &mut Findings) {
 }
 
 /// Every container that mounts the volume must run an image matching the allow entry's pattern.
-fn check_images(subject: &Subject<'_>, out: &mut Findings, action: Action, allow: &HostPathAllow, volume: &str, path: &str) {
+fn check_images(
+    subject: &Subject<'_>,
+    out: &mut Findings,
+    action: Action,
+    allow: &HostPathAllow,
+    volume: &str,
+    path: &str,
+) {
     let Some(pattern) = &allow.image_pattern else { return };
     for list in ["initContainers", "containers", "ephemeralContainers"] {
-        let Some(Value::Array(containers)) = subject.spec.get(list) else { continue };
+        let Some(Value::Array(containers)) = subject.spec.get(list) else {
+            continue;
+        };
         for (i, container) in containers.iter().enumerate() {
             let mounts = container.get("volumeMounts").and_then(Value::as_array);
-            let mounts_it = mounts.is_some_and(|m| m.iter().any(|m| m.get("name").and_then(Value::as_str) == Some(volume)));
+            let mounts_it =
+                mounts.is_some_and(|m| m.iter().any(|m| m.get("name").and_then(Value::as_str) == Some(volume)));
             if !mounts_it {
                 continue;
             }
@@ -97,7 +119,13 @@ fn check_images(subject: &Subject<'_>, out: &mut Findings, action: Action, allow
                     "image `{image}` may not mount hostPath `{path}`: only images matching `{}` may",
                     pattern.as_str().trim_start_matches("^(?:").trim_end_matches(")$")
                 );
-                out.violation(action, RULE, "HOSTPATH_IMAGE_NOT_ALLOWED", subject.field(&format!("{list}[{i}].image")), message);
+                out.violation(
+                    action,
+                    RULE,
+                    "HOSTPATH_IMAGE_NOT_ALLOWED",
+                    subject.field(&format!("{list}[{i}].image")),
+                    message,
+                );
             }
         }
     }

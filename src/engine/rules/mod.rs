@@ -42,7 +42,11 @@ impl Subject<'_> {
     /// Field path below the pod spec: `field("tolerations")` → `spec.template.spec.tolerations`.
     pub fn field(&self, rest: &str) -> String {
         let base = self.segments.join(".");
-        if rest.is_empty() { base } else { format!("{base}.{rest}") }
+        if rest.is_empty() {
+            base
+        } else {
+            format!("{base}.{rest}")
+        }
     }
 
     /// JSON pointer below the pod spec; tokens are escaped (`nvidia.com/gpu` → `nvidia.com~1gpu`).
@@ -77,7 +81,13 @@ pub struct Findings {
 
 impl Findings {
     pub fn violation(&mut self, action: Action, rule: &'static str, code: &'static str, path: String, message: String) {
-        self.violations.push(Violation { code, rule, path, message, action });
+        self.violations.push(Violation {
+            code,
+            rule,
+            path,
+            message,
+            action,
+        });
     }
 }
 
@@ -111,7 +121,10 @@ pub fn evaluate(policy: &Policy, object: &Value, ctx: &Context<'_>) -> Decision 
     let Some(workload) = workload::extract(object) else {
         return Decision::default();
     };
-    let mut decision = Decision { covered: true, ..Decision::default() };
+    let mut decision = Decision {
+        covered: true,
+        ..Decision::default()
+    };
     let namespace = workload.namespace.filter(|n| !n.is_empty()).unwrap_or(ctx.namespace);
     let skip_operation = matches!(ctx.operation, Operation::Delete | Operation::Connect)
         || (workload.is_pod() && ctx.operation == Operation::Update);
@@ -124,7 +137,13 @@ pub fn evaluate(policy: &Policy, object: &Value, ctx: &Context<'_>) -> Decision 
             if ctx.stage != Stage::Mutate {
                 let path = workload.spec_path();
                 let message = format!("{reason}: a {} needs a pod spec at `{path}`", workload.info.kind);
-                decision.violations.push(Violation { code: "OBJECT_INVALID", rule: "object", path, message, action: Action::Deny });
+                decision.violations.push(Violation {
+                    code: "OBJECT_INVALID",
+                    rule: "object",
+                    path,
+                    message,
+                    action: Action::Deny,
+                });
             }
             return decision;
         }
@@ -167,17 +186,31 @@ fn finish(mut decision: Decision, findings: Findings, subject: &Subject<'_>, ctx
                         "missing {}: the mutating webhook adds it on CREATE; add it to the manifest, or check that the mutating webhook is registered",
                         fix.summary
                     );
-                    decision.violations.push(Violation { code: fix.code, rule: fix.rule, path: fix.path, message, action: fix.action });
+                    decision.violations.push(Violation {
+                        code: fix.code,
+                        rule: fix.rule,
+                        path: fix.path,
+                        message,
+                        action: fix.action,
+                    });
                 } else {
-                    decision.warnings.push(short(&format!("{}: pods will get {}", fix.code, fix.summary)));
+                    decision
+                        .warnings
+                        .push(short(&format!("{}: pods will get {}", fix.code, fix.summary)));
                 }
             }
         }
         Stage::Offline => {
             decision.violations = findings.violations;
             for fix in findings.fixes {
-                let who = if subject.is_pod { "pod will get" } else { "pods will get" };
-                decision.warnings.push(short(&format!("{}: {who} {}", fix.code, fix.summary)));
+                let who = if subject.is_pod {
+                    "pod will get"
+                } else {
+                    "pods will get"
+                };
+                decision
+                    .warnings
+                    .push(short(&format!("{}: {who} {}", fix.code, fix.summary)));
                 decision.patch.0.extend(fix.ops);
             }
         }

@@ -11,7 +11,9 @@ pub const RULE: &str = "placement";
 
 pub fn check(subject: &Subject<'_>, out: &mut Findings) {
     let rules = &subject.policy.spec().rules.placement;
-    let Some(action) = subject.active(rules.action, &rules.exempt_namespaces) else { return };
+    let Some(action) = subject.active(rules.action, &rules.exempt_namespaces) else {
+        return;
+    };
     let (key, want) = (&rules.node_selector.key, &rules.node_selector.value);
     let summary = format!("nodeSelector {key}={want}");
     match subject.spec.get("nodeSelector") {
@@ -38,7 +40,13 @@ pub fn check(subject: &Subject<'_>, out: &mut Findings) {
                     "GPU workloads must run on `{key}={want}` nodes, found `{key}={}`: set it to `{want}` or remove it",
                     found.as_str().map_or_else(|| found.to_string(), str::to_string)
                 );
-                out.violation(action, RULE, "PLACEMENT_CONFLICT", subject.field(&format!("nodeSelector.{key}")), message);
+                out.violation(
+                    action,
+                    RULE,
+                    "PLACEMENT_CONFLICT",
+                    subject.field(&format!("nodeSelector.{key}")),
+                    message,
+                );
             }
         },
         Some(other) => {

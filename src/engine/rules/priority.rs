@@ -19,7 +19,9 @@ pub const RULE: &str = "priority";
 
 pub fn check(subject: &Subject<'_>, out: &mut Findings) {
     let rules = &subject.policy.spec().rules.priority;
-    let Some(action) = subject.active(rules.action, &rules.exempt_namespaces) else { return };
+    let Some(action) = subject.active(rules.action, &rules.exempt_namespaces) else {
+        return;
+    };
     match subject.spec.get("priorityClassName") {
         None | Some(Value::Null) => missing(subject, out, action),
         Some(Value::String(name)) if name.is_empty() => missing(subject, out, action),
@@ -31,47 +33,86 @@ pub fn check(subject: &Subject<'_>, out: &mut Findings) {
                     subject.namespace,
                     subject.policy.default_priority_class(subject.namespace)
                 );
-                out.violation(action, RULE, "PRIORITY_CLASS_NOT_ALLOWED", subject.field("priorityClassName"), message);
+                out.violation(
+                    action,
+                    RULE,
+                    "PRIORITY_CLASS_NOT_ALLOWED",
+                    subject.field("priorityClassName"),
+                    message,
+                );
             } else if let (true, Some(class)) = (subject.is_pod, subject.policy.priority_class(name)) {
                 mismatched_values(subject, out, action, class);
             }
         }
         Some(other) => {
             let message = format!("priorityClassName must be a string, found {}", json_type(other));
-            out.violation(action, RULE, "FIELD_INVALID", subject.field("priorityClassName"), message);
+            out.violation(
+                action,
+                RULE,
+                "FIELD_INVALID",
+                subject.field("priorityClassName"),
+                message,
+            );
         }
     }
 }
 
 fn missing(subject: &Subject<'_>, out: &mut Findings, action: crate::engine::Action) {
     let name = subject.policy.default_priority_class(subject.namespace);
-    let Some(class) = subject.policy.priority_class(name) else { return };
+    let Some(class) = subject.policy.priority_class(name) else {
+        return;
+    };
     let mut ops = vec![add(subject.pointer(&["priorityClassName"]), json!(class.name))];
     let mut summary = format!("priorityClassName {}", class.name);
     if subject.is_pod {
         ops.push(add(subject.pointer(&["priority"]), json!(class.value)));
-        ops.push(add(subject.pointer(&["preemptionPolicy"]), json!(class.preemption_policy)));
+        ops.push(add(
+            subject.pointer(&["preemptionPolicy"]),
+            json!(class.preemption_policy),
+        ));
         summary.push_str(&format!(" (priority {})", class.value));
     }
-    out.fixes.push(Fix { code: "PRIORITY_MISSING", rule: RULE, path: subject.field("priorityClassName"), summary, ops, action });
+    out.fixes.push(Fix {
+        code: "PRIORITY_MISSING",
+        rule: RULE,
+        path: subject.field("priorityClassName"),
+        summary,
+        ops,
+        action,
+    });
 }
 
 /// A Pod whose class is right but whose resolved values are not (the Priority plugin would
 /// refuse it): set them to the class's.
-fn mismatched_values(subject: &Subject<'_>, out: &mut Findings, action: crate::engine::Action, class: &PriorityClassSpec) {
+fn mismatched_values(
+    subject: &Subject<'_>,
+    out: &mut Findings,
+    action: crate::engine::Action,
+    class: &PriorityClassSpec,
+) {
     let mut ops = Vec::new();
-    if let Some(found) = subject.spec.get("priority").filter(|v| !v.is_null()) {
-        if found.as_i64() != Some(i64::from(class.value)) {
-            ops.push(add(subject.pointer(&["priority"]), json!(class.value)));
-        }
+    let present = |field: &str| subject.spec.get(field).filter(|v| !v.is_null());
+    if present("priority").is_some_and(|found| found.as_i64() != Some(i64::from(class.value))) {
+        ops.push(add(subject.pointer(&["priority"]), json!(class.value)));
     }
-    if let Some(found) = subject.spec.get("preemptionPolicy").filter(|v| !v.is_null()) {
-        if found.as_str() != Some(class.preemption_policy.as_str()) {
-            ops.push(add(subject.pointer(&["preemptionPolicy"]), json!(class.preemption_policy)));
-        }
+    if present("preemptionPolicy").is_some_and(|found| found.as_str() != Some(class.preemption_policy.as_str())) {
+        ops.push(add(
+            subject.pointer(&["preemptionPolicy"]),
+            json!(class.preemption_policy),
+        ));
     }
     if !ops.is_empty() {
-        let summary = format!("priority {} and preemptionPolicy {} of class {}", class.value, class.preemption_policy, class.name);
-        out.fixes.push(Fix { code: "PRIORITY_VALUE_MISMATCH", rule: RULE, path: subject.field("priority"), summary, ops, action });
+        let summary = format!(
+            "priority {} and preemptionPolicy {} of class {}",
+            class.value, class.preemption_policy, class.name
+        );
+        out.fixes.push(Fix {
+            code: "PRIORITY_VALUE_MISMATCH",
+            rule: RULE,
+            path: subject.field("priority"),
+            summary,
+            ops,
+            action,
+        });
     }
 }

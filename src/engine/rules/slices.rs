@@ -49,10 +49,19 @@ pub fn check(subject: &Subject<'_>, out: &mut Findings) {
         }
         let limits = limits(subject);
         for c in &usage.containers {
-            for ask in c.asks.iter().filter(|a| a.resource == limits.resource && a.count > limits.per_container) {
+            for ask in c
+                .asks
+                .iter()
+                .filter(|a| a.resource == limits.resource && a.count > limits.per_container)
+            {
                 let message = format!(
                     "container `{}` asks for {} {}; at most {} per container ({}): ask for {} or fewer",
-                    c.name, ask.count, ask.resource, limits.per_container, limits.per_container_reason, limits.per_container
+                    c.name,
+                    ask.count,
+                    ask.resource,
+                    limits.per_container,
+                    limits.per_container_reason,
+                    limits.per_container
                 );
                 out.violation(action, RULE, "SLICES_CONTAINER_EXCEEDED", ask.path.clone(), message);
             }

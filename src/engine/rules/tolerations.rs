@@ -12,17 +12,25 @@ pub const RULE: &str = "tolerations";
 
 pub fn check(subject: &Subject<'_>, out: &mut Findings) {
     let rules = &subject.policy.spec().rules.tolerations;
-    let Some(action) = subject.active(rules.action, &rules.exempt_namespaces) else { return };
+    let Some(action) = subject.active(rules.action, &rules.exempt_namespaces) else {
+        return;
+    };
     let taint = &rules.taint;
     let wanted = json!({ "key": taint.key, "operator": "Exists", "effect": taint.effect });
     let summary = format!("toleration {}:{} (operator Exists)", taint.key, taint.effect);
     let (path, op) = match subject.spec.get("tolerations") {
-        None | Some(Value::Null) => (subject.field("tolerations"), add(subject.pointer(&["tolerations"]), json!([wanted]))),
+        None | Some(Value::Null) => (
+            subject.field("tolerations"),
+            add(subject.pointer(&["tolerations"]), json!([wanted])),
+        ),
         Some(Value::Array(items)) => {
             if items.iter().filter_map(Value::as_object).any(|t| tolerates(t, taint)) {
                 return;
             }
-            (subject.field("tolerations"), add(subject.pointer(&["tolerations", "-"]), wanted))
+            (
+                subject.field("tolerations"),
+                add(subject.pointer(&["tolerations", "-"]), wanted),
+            )
         }
         Some(other) => {
             let message = format!("tolerations must be a list, found {}", json_type(other));
@@ -30,7 +38,14 @@ pub fn check(subject: &Subject<'_>, out: &mut Findings) {
             return;
         }
     };
-    out.fixes.push(Fix { code: "TOLERATION_MISSING", rule: RULE, path, summary, ops: vec![op], action });
+    out.fixes.push(Fix {
+        code: "TOLERATION_MISSING",
+        rule: RULE,
+        path,
+        summary,
+        ops: vec![op],
+        action,
+    });
 }
 
 /// Kubernetes' `Toleration.ToleratesTaint` (k8s.io/api/core/v1/toleration.go).
@@ -57,24 +72,40 @@ mod tests {
 
     #[test]
     fn kubernetes_matching_table() {
-        let taint = TaintSpec { key: "nvidia.com/gpu".into(), value: String::new(), effect: "NoSchedule".into() };
+        let taint = TaintSpec {
+            key: "nvidia.com/gpu".into(),
+            value: String::new(),
+            effect: "NoSchedule".into(),
+        };
         let cases = [
-            (json!({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}), true),
+            (
+                json!({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}),
+                true,
+            ),
             (json!({"key": "nvidia.com/gpu", "operator": "Exists"}), true),
             (json!({"operator": "Exists"}), true),
             (json!({"operator": "Exists", "effect": "NoSchedule"}), true),
             (json!({"operator": "Exists", "effect": "NoExecute"}), false),
             (json!({"key": "nvidia.com/gpu", "effect": "NoSchedule"}), true),
             (json!({"key": "nvidia.com/gpu", "operator": "Equal", "value": ""}), true),
-            (json!({"key": "nvidia.com/gpu", "operator": "Equal", "value": "present"}), false),
-            (json!({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "PreferNoSchedule"}), false),
+            (
+                json!({"key": "nvidia.com/gpu", "operator": "Equal", "value": "present"}),
+                false,
+            ),
+            (
+                json!({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "PreferNoSchedule"}),
+                false,
+            ),
             (json!({"key": "other", "operator": "Exists"}), false),
             (json!({"key": "nvidia.com/gpu", "operator": "Lt", "value": "1"}), false),
         ];
         for (tol, want) in cases {
             assert_eq!(tolerates(tol.as_object().unwrap(), &taint), want, "{tol}");
         }
-        let valued = TaintSpec { value: "present".into(), ..taint };
+        let valued = TaintSpec {
+            value: "present".into(),
+            ..taint
+        };
         let eq = json!({"key": "nvidia.com/gpu", "operator": "Equal", "value": "present"});
         assert!(tolerates(eq.as_object().unwrap(), &valued));
     }

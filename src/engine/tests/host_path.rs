@@ -49,13 +49,22 @@ fn host_path_table() {
 fn path_tricks_are_named_in_the_message() {
     let p = default_policy();
     let d = run(&p, &host_path_pod("ai", "/dev/bus/usb/../../etc"), Stage::Validate);
-    assert!(d.violations[0].message.contains("`/dev/bus/usb/../../etc` (that is `/dev/etc`)"), "{}", d.violations[0].message);
+    assert!(
+        d.violations[0]
+            .message
+            .contains("`/dev/bus/usb/../../etc` (that is `/dev/etc`)"),
+        "{}",
+        d.violations[0].message
+    );
 }
 
 #[test]
 fn image_pattern_limits_who_mounts_the_coral() {
     let p = policy_with(|s| s["rules"]["hostPath"]["allowed"][0]["imagePattern"] = json!("coral/.*"));
-    assert_eq!(codes(&run(&p, &host_path_pod("ai", "/dev/bus/usb"), Stage::Validate)), Vec::<&str>::new());
+    assert_eq!(
+        codes(&run(&p, &host_path_pod("ai", "/dev/bus/usb"), Stage::Validate)),
+        Vec::<&str>::new()
+    );
     let mut obj = host_path_pod("ai", "/dev/bus/usb");
     obj["spec"]["containers"][0]["image"] = json!("evil/coral/edgetpu");
     let d = run(&p, &obj, Stage::Validate);
@@ -66,13 +75,17 @@ fn image_pattern_limits_who_mounts_the_coral() {
 #[test]
 fn applies_to_every_workload_kind() {
     let p = default_policy();
-    let spec = json!({"containers": [{"name": "c", "image": "i"}], "volumes": [{"name": "root", "hostPath": {"path": "/"}}]});
+    let spec =
+        json!({"containers": [{"name": "c", "image": "i"}], "volumes": [{"name": "root", "hostPath": {"path": "/"}}]});
     let job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"}, "spec": {"template": {"spec": spec}}});
     let cron = json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "c"}, "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {"spec": spec}}}}});
     for (obj, path) in [
         (job, "spec.template.spec.volumes[0].hostPath.path"),
         (cron, "spec.jobTemplate.spec.template.spec.volumes[0].hostPath.path"),
-        (deployment("default", spec.clone()), "spec.template.spec.volumes[0].hostPath.path"),
+        (
+            deployment("default", spec.clone()),
+            "spec.template.spec.volumes[0].hostPath.path",
+        ),
     ] {
         let d = run(&p, &obj, Stage::Validate);
         assert_eq!(codes(&d), vec!["HOSTPATH_NOT_ALLOWED"]);

@@ -64,7 +64,15 @@ pub fn run(policy: &Policy, object: &Value, stage: Stage) -> Decision {
 }
 
 pub fn run_op(policy: &Policy, object: &Value, stage: Stage, operation: Operation) -> Decision {
-    evaluate(policy, object, &Context { namespace: "default", operation, stage })
+    evaluate(
+        policy,
+        object,
+        &Context {
+            namespace: "default",
+            operation,
+            stage,
+        },
+    )
 }
 
 pub fn codes(d: &Decision) -> Vec<&'static str> {
@@ -81,11 +89,23 @@ pub fn patched(object: &Value, d: &Decision) -> Value {
 #[test]
 fn outcome_follows_violations_and_patch() {
     let p = default_policy();
-    let denied = run(&p, &pod("default", json!({"containers": [gpu(json!(9))]})), Stage::Offline);
+    let denied = run(
+        &p,
+        &pod("default", json!({"containers": [gpu(json!(9))]})),
+        Stage::Offline,
+    );
     assert_eq!(denied.outcome(), Outcome::Denied);
-    let mutated = run(&p, &pod("default", json!({"containers": [gpu(json!(1))]})), Stage::Offline);
+    let mutated = run(
+        &p,
+        &pod("default", json!({"containers": [gpu(json!(1))]})),
+        Stage::Offline,
+    );
     assert_eq!(mutated.outcome(), Outcome::Mutated);
-    let allowed = run(&p, &pod("default", compliant_spec(json!([gpu(json!(1))]))), Stage::Offline);
+    let allowed = run(
+        &p,
+        &pod("default", compliant_spec(json!([gpu(json!(1))]))),
+        Stage::Offline,
+    );
     assert_eq!(allowed.outcome(), Outcome::Allowed, "{allowed:?}");
     assert!(allowed.violations.iter().all(|v| v.action != Action::Deny));
 }

@@ -8,8 +8,16 @@ fn placement_table() {
     // (nodeSelector, expected codes, expected nodeSelector after the offline patch)
     let cases = [
         (json!(null), vec![], Some(json!({"node-type": "gpu-worker"}))),
-        (json!({"zone": "a"}), vec![], Some(json!({"zone": "a", "node-type": "gpu-worker"}))),
-        (json!({"node-type": "gpu-worker"}), vec![], Some(json!({"node-type": "gpu-worker"}))),
+        (
+            json!({"zone": "a"}),
+            vec![],
+            Some(json!({"zone": "a", "node-type": "gpu-worker"})),
+        ),
+        (
+            json!({"node-type": "gpu-worker"}),
+            vec![],
+            Some(json!({"node-type": "gpu-worker"})),
+        ),
         (json!({"node-type": "cpu-worker"}), vec!["PLACEMENT_CONFLICT"], None),
         (json!({"node-type": 7}), vec!["PLACEMENT_CONFLICT"], None),
         (json!(["node-type"]), vec!["FIELD_INVALID"], None),
@@ -21,7 +29,12 @@ fn placement_table() {
         }
         let obj = pod("default", spec);
         let d = run(&p, &obj, Stage::Offline);
-        let placement: Vec<_> = d.violations.iter().filter(|v| v.rule == "placement").map(|v| v.code).collect();
+        let placement: Vec<_> = d
+            .violations
+            .iter()
+            .filter(|v| v.rule == "placement")
+            .map(|v| v.code)
+            .collect();
         assert_eq!(placement, want_codes, "{selector}");
         if let Some(want) = want_selector {
             assert_eq!(patched(&obj, &d)["spec"]["nodeSelector"], want, "{selector}");
@@ -32,11 +45,22 @@ fn placement_table() {
 #[test]
 fn conflict_names_the_field_and_both_values() {
     let p = default_policy();
-    let obj = deployment("ai", json!({"containers": [gpu(json!(1))], "nodeSelector": {"node-type": "cpu"}}));
+    let obj = deployment(
+        "ai",
+        json!({"containers": [gpu(json!(1))], "nodeSelector": {"node-type": "cpu"}}),
+    );
     let d = run(&p, &obj, Stage::Validate);
-    let v = d.violations.iter().find(|v| v.code == "PLACEMENT_CONFLICT").expect("conflict");
+    let v = d
+        .violations
+        .iter()
+        .find(|v| v.code == "PLACEMENT_CONFLICT")
+        .expect("conflict");
     assert_eq!(v.path, "spec.template.spec.nodeSelector.node-type");
-    assert!(v.message.contains("node-type=cpu") && v.message.contains("node-type=gpu-worker"), "{}", v.message);
+    assert!(
+        v.message.contains("node-type=cpu") && v.message.contains("node-type=gpu-worker"),
+        "{}",
+        v.message
+    );
     assert_eq!(d.outcome(), Outcome::Denied);
 }
 
@@ -44,7 +68,11 @@ fn conflict_names_the_field_and_both_values() {
 fn non_gpu_pods_are_not_placed() {
     let p = default_policy();
     for count in [json!("0"), json!(0)] {
-        let d = run(&p, &pod("default", json!({"containers": [gpu(count.clone())]})), Stage::Offline);
+        let d = run(
+            &p,
+            &pod("default", json!({"containers": [gpu(count.clone())]})),
+            Stage::Offline,
+        );
         assert_eq!(d.outcome(), Outcome::Allowed, "{count}: {d:?}");
     }
     let plain = pod("default", json!({"containers": [{"name": "c", "image": "nginx"}]}));
@@ -58,8 +86,16 @@ fn actions_warn_and_off() {
     let obj = pod("default", spec);
     let warn = policy_with(|s| s["rules"]["placement"]["action"] = json!("warn"));
     let d = run(&warn, &obj, Stage::Validate);
-    assert!(d.violations.iter().any(|v| v.code == "PLACEMENT_CONFLICT" && v.action == Action::Warn));
-    assert!(d.warnings.iter().any(|w| w.starts_with("PLACEMENT_CONFLICT")), "{:?}", d.warnings);
+    assert!(
+        d.violations
+            .iter()
+            .any(|v| v.code == "PLACEMENT_CONFLICT" && v.action == Action::Warn)
+    );
+    assert!(
+        d.warnings.iter().any(|w| w.starts_with("PLACEMENT_CONFLICT")),
+        "{:?}",
+        d.warnings
+    );
     assert_eq!(codes(&d), vec!["PLACEMENT_CONFLICT"]);
     assert_eq!(d.outcome(), Outcome::Allowed);
     let off = policy_with(|s| s["rules"]["placement"]["action"] = json!("off"));
@@ -68,5 +104,8 @@ fn actions_warn_and_off() {
     assert_eq!(d.outcome(), Outcome::Allowed);
     let bare = pod("default", json!({"containers": [gpu(json!(1))]}));
     let d = run(&off, &bare, Stage::Offline);
-    assert!(patched(&bare, &d)["spec"].get("nodeSelector").is_none(), "an `off` rule adds nothing");
+    assert!(
+        patched(&bare, &d)["spec"].get("nodeSelector").is_none(),
+        "an `off` rule adds nothing"
+    );
 }

@@ -10,18 +10,29 @@ fn bare_pod_gets_class_priority_and_preemption_policy() {
         ("ai", json!({}), "high-priority", 1_000_000),
         ("default", json!({}), "medium-priority", 100_000),
         ("ollama", json!({"priority": 0}), "medium-priority", 100_000),
-        ("ai", json!({"priority": 0, "preemptionPolicy": "Never"}), "high-priority", 1_000_000),
+        (
+            "ai",
+            json!({"priority": 0, "preemptionPolicy": "Never"}),
+            "high-priority",
+            1_000_000,
+        ),
         ("ai", json!({"priorityClassName": ""}), "high-priority", 1_000_000),
     ];
     for (ns, extras, class, priority) in cases {
         let mut spec = json!({"containers": [gpu(json!(1))]});
-        spec.as_object_mut().unwrap().extend(extras.as_object().unwrap().clone());
+        spec.as_object_mut()
+            .unwrap()
+            .extend(extras.as_object().unwrap().clone());
         let obj = pod(ns, spec);
         let d = run(&p, &obj, Stage::Mutate);
         let after = patched(&obj, &d);
         assert_eq!(after["spec"]["priorityClassName"], json!(class), "{ns} {extras}");
         assert_eq!(after["spec"]["priority"], json!(priority), "{ns} {extras}");
-        assert_eq!(after["spec"]["preemptionPolicy"], json!("PreemptLowerPriority"), "{ns} {extras}");
+        assert_eq!(
+            after["spec"]["preemptionPolicy"],
+            json!("PreemptLowerPriority"),
+            "{ns} {extras}"
+        );
     }
 }
 

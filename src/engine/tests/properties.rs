@@ -10,7 +10,9 @@ fn arb_json() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::from),
         any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
         prop_oneof![".*", "[0-9]{1,3}(m|Gi|e3)?", Just("/dev/bus/usb/..".to_string())].prop_map(Value::from),
     ];
     leaf.prop_recursive(4, 48, 6, |inner| {
@@ -30,7 +32,8 @@ fn arb_json() -> impl Strategy<Value = Value> {
         ];
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::btree_map(keys, inner, 0..5).prop_map(|m| Value::Object(m.into_iter().collect::<Map<_, _>>())),
+            prop::collection::btree_map(keys, inner, 0..5)
+                .prop_map(|m| Value::Object(m.into_iter().collect::<Map<_, _>>())),
         ]
     })
 }
@@ -49,7 +52,12 @@ fn arb_object() -> impl Strategy<Value = Value> {
 
 fn arb_gpu_pod() -> impl Strategy<Value = Value> {
     let count = prop_oneof![Just(json!(1)), Just(json!("2")), Just(json!(0)), Just(json!("4"))];
-    let selector = prop_oneof![Just(None), Just(Some(json!({}))), Just(Some(json!({"zone": "a"}))), Just(Some(json!({"node-type": "gpu-worker"})))];
+    let selector = prop_oneof![
+        Just(None),
+        Just(Some(json!({}))),
+        Just(Some(json!({"zone": "a"}))),
+        Just(Some(json!({"node-type": "gpu-worker"})))
+    ];
     let tolerations = prop_oneof![
         Just(None),
         Just(Some(json!([]))),
@@ -60,22 +68,24 @@ fn arb_gpu_pod() -> impl Strategy<Value = Value> {
     let priority = prop_oneof![Just(None), Just(Some(0)), Just(Some(100_000))];
     let ns = prop_oneof![Just("ai"), Just("default"), Just("ollama")];
     let kind = prop_oneof![Just(true), Just(false)];
-    (count, selector, tolerations, class, priority, ns, kind).prop_map(|(count, selector, tolerations, class, priority, ns, is_pod)| {
-        let mut spec = json!({"containers": [gpu(count)]});
-        if let Some(s) = selector {
-            spec["nodeSelector"] = s;
-        }
-        if let Some(t) = tolerations {
-            spec["tolerations"] = t;
-        }
-        if let Some(c) = class {
-            spec["priorityClassName"] = json!(c);
-        }
-        if let Some(p) = priority {
-            spec["priority"] = json!(p);
-        }
-        if is_pod { pod(ns, spec) } else { deployment(ns, spec) }
-    })
+    (count, selector, tolerations, class, priority, ns, kind).prop_map(
+        |(count, selector, tolerations, class, priority, ns, is_pod)| {
+            let mut spec = json!({"containers": [gpu(count)]});
+            if let Some(s) = selector {
+                spec["nodeSelector"] = s;
+            }
+            if let Some(t) = tolerations {
+                spec["tolerations"] = t;
+            }
+            if let Some(c) = class {
+                spec["priorityClassName"] = json!(c);
+            }
+            if let Some(p) = priority {
+                spec["priority"] = json!(p);
+            }
+            if is_pod { pod(ns, spec) } else { deployment(ns, spec) }
+        },
+    )
 }
 
 proptest! {

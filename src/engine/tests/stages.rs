@@ -20,7 +20,10 @@ fn mutate_patches_pods_on_create_only() {
 #[test]
 fn mutate_never_denies() {
     let p = default_policy();
-    let obj = pod("default", json!({"containers": [gpu(json!(99))], "volumes": [{"name": "r", "hostPath": {"path": "/"}}]}));
+    let obj = pod(
+        "default",
+        json!({"containers": [gpu(json!(99))], "volumes": [{"name": "r", "hostPath": {"path": "/"}}]}),
+    );
     let d = run(&p, &obj, Stage::Mutate);
     assert_ne!(d.outcome(), Outcome::Denied);
 }
@@ -75,7 +78,11 @@ fn namespace_comes_from_the_object_then_the_context() {
     let p = default_policy();
     let mut obj = pod("ai", json!({"containers": [gpu(json!(1))]}));
     obj["metadata"].as_object_mut().unwrap().remove("namespace");
-    let ctx = Context { namespace: "ai", operation: Operation::Create, stage: Stage::Mutate };
+    let ctx = Context {
+        namespace: "ai",
+        operation: Operation::Create,
+        stage: Stage::Mutate,
+    };
     let d = evaluate(&p, &obj, &ctx);
     assert_eq!(patched(&obj, &d)["spec"]["priorityClassName"], json!("high-priority"));
 }
@@ -97,10 +104,18 @@ fn a_workload_without_a_pod_spec_is_denied_not_allowed() {
 
 #[test]
 fn patches_escape_pointer_tokens() {
-    let p = policy_with(|s| s["rules"]["placement"]["nodeSelector"] = json!({"key": "gpu.example/node~type", "value": "yes"}));
-    let obj = pod("default", json!({"containers": [gpu(json!(1))], "nodeSelector": {"zone": "a"}}));
+    let p = policy_with(|s| {
+        s["rules"]["placement"]["nodeSelector"] = json!({"key": "gpu.example/node~type", "value": "yes"})
+    });
+    let obj = pod(
+        "default",
+        json!({"containers": [gpu(json!(1))], "nodeSelector": {"zone": "a"}}),
+    );
     let d = run(&p, &obj, Stage::Mutate);
     let text = serde_json::to_string(&d.patch).unwrap();
     assert!(text.contains("/spec/nodeSelector/gpu.example~1node~0type"), "{text}");
-    assert_eq!(patched(&obj, &d)["spec"]["nodeSelector"]["gpu.example/node~type"], json!("yes"));
+    assert_eq!(
+        patched(&obj, &d)["spec"]["nodeSelector"]["gpu.example/node~type"],
+        json!("yes")
+    );
 }

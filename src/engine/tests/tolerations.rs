@@ -10,12 +10,24 @@ fn toleration_table() {
     let cases = [
         (None, Some(json!([wanted]))),
         (Some(json!([])), Some(json!([wanted]))),
-        (Some(json!([{"key": "other", "operator": "Exists"}])), Some(json!([{"key": "other", "operator": "Exists"}, wanted]))),
+        (
+            Some(json!([{"key": "other", "operator": "Exists"}])),
+            Some(json!([{"key": "other", "operator": "Exists"}, wanted])),
+        ),
         (Some(json!([{"operator": "Exists"}])), None),
         (Some(json!([{"key": "nvidia.com/gpu", "operator": "Exists"}])), None),
-        (Some(json!([{"key": "nvidia.com/gpu", "value": "", "effect": "NoSchedule"}])), None),
-        (Some(json!([{"key": "nvidia.com/gpu", "operator": "Equal", "value": "x", "effect": "NoSchedule"}])), Some(json!(null))),
-        (Some(json!([{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoExecute"}])), Some(json!(null))),
+        (
+            Some(json!([{"key": "nvidia.com/gpu", "value": "", "effect": "NoSchedule"}])),
+            None,
+        ),
+        (
+            Some(json!([{"key": "nvidia.com/gpu", "operator": "Equal", "value": "x", "effect": "NoSchedule"}])),
+            Some(json!(null)),
+        ),
+        (
+            Some(json!([{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoExecute"}])),
+            Some(json!(null)),
+        ),
     ];
     for (tolerations, want) in cases {
         let mut spec = json!({"containers": [gpu(json!(1))]});
@@ -29,7 +41,11 @@ fn toleration_table() {
             None => assert_eq!(Some(&after), tolerations.as_ref(), "{tolerations:?} must be left alone"),
             Some(Value::Null) => {
                 let list = after.as_array().unwrap();
-                assert_eq!(list.last(), Some(&wanted), "{tolerations:?}: the GPU toleration is appended");
+                assert_eq!(
+                    list.last(),
+                    Some(&wanted),
+                    "{tolerations:?}: the GPU toleration is appended"
+                );
             }
             Some(w) => assert_eq!(after, w, "{tolerations:?}"),
         }
@@ -50,6 +66,14 @@ fn validating_a_pod_without_the_toleration_denies() {
 #[test]
 fn tolerations_of_wrong_type_are_reported() {
     let p = default_policy();
-    let d = run(&p, &pod("default", json!({"containers": [gpu(json!(1))], "tolerations": "all"})), Stage::Offline);
-    assert!(d.violations.iter().any(|v| v.rule == "tolerations" && v.code == "FIELD_INVALID"));
+    let d = run(
+        &p,
+        &pod("default", json!({"containers": [gpu(json!(1))], "tolerations": "all"})),
+        Stage::Offline,
+    );
+    assert!(
+        d.violations
+            .iter()
+            .any(|v| v.rule == "tolerations" && v.code == "FIELD_INVALID")
+    );
 }
