@@ -11,8 +11,8 @@ use std::process::ExitCode;
 
 use base64::Engine as _;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -44,10 +44,7 @@ pub enum CertError {
     #[error("cannot generate certificate: {0}")]
     Generate(#[from] rcgen::Error),
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{0}")]
     Invalid(String),
 }
@@ -132,9 +129,7 @@ impl DevCa {
         }
         let mut params = CertificateParams::new(hosts.to_vec())?;
         params.distinguished_name = DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, hosts[0].as_str());
+        params.distinguished_name.push(DnType::CommonName, hosts[0].as_str());
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         self.issue(params, valid_days)
     }
@@ -152,10 +147,7 @@ impl DevCa {
         let (nb, na) = validity(valid_days);
         params.not_before = nb;
         params.not_after = na;
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
         params.use_authority_key_identifier_extension = true;
         let key = KeyPair::generate()?;
         let issuer = Issuer::from_params(&self.params, &self.key);
@@ -175,10 +167,7 @@ impl DevCa {
 /// `notBefore` an hour ago (clock skew), `notAfter` in `days` days.
 fn validity(days: u32) -> (OffsetDateTime, OffsetDateTime) {
     let now = OffsetDateTime::now_utc();
-    (
-        now - Duration::hours(1),
-        now + Duration::days(i64::from(days)),
-    )
+    (now - Duration::hours(1), now + Duration::days(i64::from(days)))
 }
 
 /// The base64 of a PEM bundle, as `caBundle` wants it.
@@ -229,12 +218,7 @@ pub struct DevFiles {
 
 /// Writes a CA (new, or reused from `dir` when `reuse_ca` and it loads) and a serving certificate
 /// for `hosts` into `dir`: `ca.crt`, `ca.key`, `tls.crt`, `tls.key` (keys 0600).
-pub fn write_dev_certs(
-    dir: &Path,
-    hosts: &[String],
-    valid_days: u32,
-    reuse_ca: bool,
-) -> Result<DevFiles, CertError> {
+pub fn write_dev_certs(dir: &Path, hosts: &[String], valid_days: u32, reuse_ca: bool) -> Result<DevFiles, CertError> {
     fs::create_dir_all(dir).map_err(|source| CertError::Io {
         path: dir.to_path_buf(),
         source,
@@ -361,9 +345,7 @@ fn parse_time(tag: u8, bytes: &[u8]) -> Option<i64> {
     let min = digits(off + 6..off + 8)?;
     let sec = digits(off + 8..off + 10)?;
     let month = time::Month::try_from(u8::try_from(month).ok()?).ok()?;
-    let date =
-        time::Date::from_calendar_date(i32::try_from(year).ok()?, month, u8::try_from(day).ok()?)
-            .ok()?;
+    let date = time::Date::from_calendar_date(i32::try_from(year).ok()?, month, u8::try_from(day).ok()?).ok()?;
     let t = date
         .with_hms(
             u8::try_from(hour).ok()?,
@@ -383,9 +365,7 @@ mod tests {
     #[test]
     fn not_after_matches_the_issued_validity() {
         let ca = DevCa::generate(30).unwrap();
-        let leaf = ca
-            .issue_server(&["localhost".into(), "127.0.0.1".into()], 10)
-            .unwrap();
+        let leaf = ca.issue_server(&["localhost".into(), "127.0.0.1".into()], 10).unwrap();
         let der = CertificateDer::from_pem_slice(leaf.cert_pem.as_bytes()).unwrap();
         let na = not_after_unix(&der).unwrap();
         let expect = (OffsetDateTime::now_utc() + Duration::days(10)).unix_timestamp();

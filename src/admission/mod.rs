@@ -24,7 +24,7 @@ use crate::policy::Policy;
 mod cmd;
 mod wire;
 
-pub use cmd::{ReviewArgs, run_review_cmd};
+pub use cmd::{ReviewArgs, load_policy, run_review_cmd};
 pub use wire::{ParsedRequest, parse};
 
 /// The longest warning kubectl shows without truncation.
@@ -247,11 +247,7 @@ pub fn respond(
         }
         op => op,
     };
-    if request
-        .sub_resource
-        .as_deref()
-        .is_some_and(|s| !s.is_empty())
-    {
+    if request.sub_resource.as_deref().is_some_and(|s| !s.is_empty()) {
         return skip(&mut summary, SkipReason::Subresource);
     }
     if policy.namespace_exempt(&namespace) {
@@ -303,9 +299,7 @@ pub fn respond(
             response.result.status = Some(StatusSummary::Failure);
         }
         Outcome::Mutated => {
-            let patch_len = serde_json::to_vec(&decision.patch)
-                .map(|v| v.len())
-                .unwrap_or(0);
+            let patch_len = serde_json::to_vec(&decision.patch).map(|v| v.len()).unwrap_or(0);
             match response.clone().with_patch(decision.patch) {
                 Ok(patched) => {
                     response = patched;
@@ -328,19 +322,12 @@ pub fn respond(
 
 /// `N violation(s): [CODE] path: message; ...` — every violation, denying ones first.
 pub fn denial_message(violations: &[engine::Violation]) -> String {
-    let mut ordered: Vec<&engine::Violation> = violations
-        .iter()
-        .filter(|v| v.action == Action::Deny)
-        .collect();
+    let mut ordered: Vec<&engine::Violation> = violations.iter().filter(|v| v.action == Action::Deny).collect();
     ordered.extend(violations.iter().filter(|v| v.action != Action::Deny));
     let parts: Vec<String> = ordered
         .iter()
         .map(|v| {
-            let tag = if v.action == Action::Deny {
-                ""
-            } else {
-                " (warning)"
-            };
+            let tag = if v.action == Action::Deny { "" } else { " (warning)" };
             if v.path.is_empty() {
                 format!("[{}]{tag} {}", v.code, v.message)
             } else {
@@ -389,11 +376,7 @@ pub fn encode(review: &AdmissionReview<DynamicObject>) -> Vec<u8> {
 
 /// A denial with the request's uid, for the (unreachable) case where encoding fails.
 fn internal_error_review(review: &AdmissionReview<DynamicObject>, error: &str) -> Vec<u8> {
-    let uid = review
-        .response
-        .as_ref()
-        .map(|r| r.uid.as_str())
-        .unwrap_or_default();
+    let uid = review.response.as_ref().map(|r| r.uid.as_str()).unwrap_or_default();
     let v = serde_json::json!({
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",

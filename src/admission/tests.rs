@@ -29,8 +29,7 @@ fn malformed_bodies_are_errors_never_allowed() {
             "not_json",
         ),
     ] {
-        let err = review(&policy(), Endpoint::Validate, body)
-            .expect_err(std::str::from_utf8(body).unwrap());
+        let err = review(&policy(), Endpoint::Validate, body).expect_err(std::str::from_utf8(body).unwrap());
         assert_eq!(err.code, code, "{}", err.message);
     }
 }

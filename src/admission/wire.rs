@@ -51,10 +51,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for MapOnly<T> {
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("a JSON object")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> Result<Self::Value, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
                 T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(MapOnly)
             }
         }
@@ -104,10 +101,7 @@ pub fn parse(body: &[u8]) -> Result<ParsedRequest, ReviewError> {
     };
     // Nothing but whitespace may follow the document.
     if let Err(e) = de.end() {
-        return Err(ReviewError::new(
-            "not_json",
-            format!("the body is not valid JSON: {e}"),
-        ));
+        return Err(ReviewError::new("not_json", format!("the body is not valid JSON: {e}")));
     }
 
     match env.api_version.as_deref() {
@@ -177,16 +171,11 @@ pub fn parse(body: &[u8]) -> Result<ParsedRequest, ReviewError> {
         Some(other) => {
             return Err(ReviewError::new(
                 "unknown_operation",
-                format!(
-                    "`request.operation` is `{other}`: expected CREATE, UPDATE, DELETE or CONNECT"
-                ),
+                format!("`request.operation` is `{other}`: expected CREATE, UPDATE, DELETE or CONNECT"),
             ));
         }
     };
-    let Some(kind) = req
-        .kind
-        .filter(|k| !k.kind.is_empty() && !k.version.is_empty())
-    else {
+    let Some(kind) = req.kind.filter(|k| !k.kind.is_empty() && !k.version.is_empty()) else {
         return Err(ReviewError::new(
             "missing_kind",
             "`request.kind` is missing or has no `version`/`kind`",
@@ -209,10 +198,7 @@ pub fn parse(body: &[u8]) -> Result<ParsedRequest, ReviewError> {
         Some(other) if needs_object => {
             return Err(ReviewError::new(
                 "object_not_an_object",
-                format!(
-                    "`request.object` is {}: expected a JSON object",
-                    json_type(&other)
-                ),
+                format!("`request.object` is {}: expected a JSON object", json_type(&other)),
             ));
         }
         // DELETE/CONNECT: the object is not looked at.
@@ -245,9 +231,7 @@ pub fn parse(body: &[u8]) -> Result<ParsedRequest, ReviewError> {
         },
         uid,
         kind,
-        resource: req
-            .resource
-            .unwrap_or_else(|| GroupVersionResource::gvr("", "", "")),
+        resource: req.resource.unwrap_or_else(|| GroupVersionResource::gvr("", "", "")),
         sub_resource: req.sub_resource.map(Cow::into_owned),
         request_kind: None,
         request_resource: None,
@@ -305,9 +289,7 @@ fn check_object(mut object: Value, kind: &GroupVersionKind) -> Result<Value, Rev
         Some(other) => {
             return Err(ReviewError::new(
                 "object_kind_mismatch",
-                format!(
-                    "`request.object.apiVersion` is {other} but `request.kind` says `{api_version}`"
-                ),
+                format!("`request.object.apiVersion` is {other} but `request.kind` says `{api_version}`"),
             ));
         }
     }
@@ -321,21 +303,13 @@ fn classify(e: serde_path_to_error::Error<serde_json::Error>) -> ReviewError {
         serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
             ReviewError::new("not_json", format!("the body is not valid JSON: {inner}"))
         }
-        serde_json::error::Category::Io => {
-            ReviewError::new("not_json", format!("cannot read the body: {inner}"))
-        }
+        serde_json::error::Category::Io => ReviewError::new("not_json", format!("cannot read the body: {inner}")),
         serde_json::error::Category::Data => {
             let msg = inner.to_string();
             if path == "." && msg.starts_with("invalid type") {
-                ReviewError::new(
-                    "not_an_object",
-                    format!("the body is not a JSON object: {inner}"),
-                )
+                ReviewError::new("not_an_object", format!("the body is not a JSON object: {inner}"))
             } else if path == "." {
-                ReviewError::new(
-                    "invalid_review",
-                    format!("the body is not an AdmissionReview: {inner}"),
-                )
+                ReviewError::new("invalid_review", format!("the body is not an AdmissionReview: {inner}"))
             } else if path == "request" {
                 ReviewError::new(
                     "invalid_request",

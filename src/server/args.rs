@@ -1,0 +1,206 @@
+//! `gpu-admission serve`: flags (each also an environment variable), logging, `--dev`
+//! certificates, signals.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use super::{ServerConfig, start};
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Run the HTTPS admission webhook (and the admin port).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Webhook (HTTPS) listen address.
+    #[arg(long, env = "GPU_ADMISSION_LISTEN", default_value = "0.0.0.0:8443")]
+    pub listen: SocketAddr,
+    /// Admin (plain HTTP: /livez, /readyz, /metrics) listen address.
+    #[arg(long, env = "GPU_ADMISSION_ADMIN_LISTEN", default_value = "0.0.0.0:8080")]
+    pub admin_listen: SocketAddr,
+    /// Serving certificate chain (PEM); reloaded when it changes.
+    #[arg(
+        long,
+        env = "GPU_ADMISSION_TLS_CERT",
+        value_name = "FILE",
+        required_unless_present = "dev"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// Serving private key (PEM); reloaded when it changes.
+    #[arg(
+        long,
+        env = "GPU_ADMISSION_TLS_KEY",
+        value_name = "FILE",
+        required_unless_present = "dev"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// Serve only clients presenting a certificate issued by this CA (mTLS).
+    #[arg(long, env = "GPU_ADMISSION_CLIENT_CA", value_name = "FILE")]
+    pub client_ca: Option<PathBuf>,
+    /// Policy file (default: the embedded default policy); reloaded when it changes.
+    #[arg(long, env = "GPU_ADMISSION_POLICY", value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Device-plugin time-slicing config overriding `gpu.timeSlicing`; reloaded when it changes.
+    #[arg(long, env = "GPU_ADMISSION_TIME_SLICING", value_name = "FILE")]
+    pub time_slicing: Option<PathBuf>,
+    /// Log format (one line per review either way). Filter with RUST_LOG (default `info`).
+    #[arg(long, env = "GPU_ADMISSION_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Largest request body accepted (UPDATE reviews carry two objects); larger gets 413.
+    #[arg(long, env = "GPU_ADMISSION_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Time allowed for the TLS handshake and for each request's headers (HTTP/1.1; also closes
+    /// keep-alive connections idle that long).
+    #[arg(long, env = "GPU_ADMISSION_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_timeout_ms: u64,
+    /// Time allowed for a request's whole body; slower gets 408.
+    #[arg(long, env = "GPU_ADMISSION_BODY_TIMEOUT_MS", default_value_t = 10_000)]
+    pub body_timeout_ms: u64,
+    /// After SIGTERM/SIGINT: time in-flight requests get to finish before the process exits.
+    #[arg(long, env = "GPU_ADMISSION_SHUTDOWN_GRACE_MS", default_value_t = 20_000)]
+    pub shutdown_grace_ms: u64,
+    /// Poll interval for the certificate and policy files (directory events act at once).
+    #[arg(long, env = "GPU_ADMISSION_RELOAD_POLL_MS", default_value_t = 10_000)]
+    pub reload_poll_ms: u64,
+    /// Development mode: write a development CA and a serving certificate into --dev-dir
+    /// (reusing the CA there), print the caBundle and webhook URLs, serve the embedded policy
+    /// unless --policy is given.
+    #[arg(long, env = "GPU_ADMISSION_DEV", conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub dev: bool,
+    /// Where --dev writes its certificates (a temporary directory if it cannot be written).
+    #[arg(long, env = "GPU_ADMISSION_DEV_DIR", value_name = "DIR", default_value = "certs/dev")]
+    pub dev_dir: PathBuf,
+    /// SANs of the --dev serving certificate (repeatable).
+    #[arg(long = "dev-host", value_name = "NAME", default_values_t = ["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()])]
+    pub dev_hosts: Vec<String>,
+}
+
+/// `gpu-admission serve`: exit 0 after a graceful shutdown, 1 if the server cannot start,
+/// 2 if the policy or the --dev certificates cannot be loaded.
+pub fn run(args: ServeArgs) -> ExitCode {
+    init_logging(args.log_format);
+    let _ = super::tls::provider();
+
+    // A policy mistake is the operator's: say so now rather than serve unready.
+    if let Err(error) = crate::admission::load_policy(args.policy.as_deref(), args.time_slicing.as_deref()) {
+        tracing::error!(%error, "cannot load the policy");
+        eprintln!("error: {error}");
+        return ExitCode::from(2);
+    }
+    let (cert, key, dev) = match (&args.tls_cert, &args.tls_key, args.dev) {
+        (_, _, true) => match dev_certs(&args.dev_dir, &args.dev_hosts) {
+            Ok((files, dir)) => (files.cert.clone(), files.key.clone(), Some((files, dir))),
+            Err(e) => {
+                eprintln!("error: --dev: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        (Some(c), Some(k), false) => (c.clone(), k.clone(), None),
+        _ => {
+            eprintln!("error: --tls-cert and --tls-key are required (or --dev)");
+            return ExitCode::from(2);
+        }
+    };
+
+    let mut config = ServerConfig::new(cert, key);
+    config.listen = args.listen;
+    config.admin_listen = args.admin_listen;
+    config.client_ca = args.client_ca.clone();
+    config.policy = args.policy.clone();
+    config.time_slicing = args.time_slicing.clone();
+    config.max_body_bytes = args.max_body_bytes;
+    config.header_timeout = Duration::from_millis(args.header_timeout_ms.max(1));
+    config.body_timeout = Duration::from_millis(args.body_timeout_ms.max(1));
+    config.shutdown_grace = Duration::from_millis(args.shutdown_grace_ms);
+    config.reload_poll = Duration::from_millis(args.reload_poll_ms.max(10));
+    let grace = config.shutdown_grace;
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let code = runtime.block_on(async move {
+        let server = match start(config).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start");
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        if let Some((files, dir)) = &dev {
+            print_dev_banner(files, dir, server.addr, server.admin_addr);
+        }
+        let handle = server.shutdown_handle();
+        let signal = super::shutdown::signal().await;
+        tracing::info!(
+            signal,
+            grace_ms = grace.as_millis() as u64,
+            "shutdown signal received; draining"
+        );
+        handle.trigger();
+        server.wait().await;
+        ExitCode::SUCCESS
+    });
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    code
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
+    };
+}
+
+/// `--dev`: certificates in `dir` (or a temporary directory if `dir` cannot be written).
+fn dev_certs(dir: &Path, hosts: &[String]) -> Result<(crate::certs::DevFiles, PathBuf), crate::certs::CertError> {
+    match crate::certs::write_dev_certs(dir, hosts, 365, true) {
+        Ok(files) => Ok((files, dir.to_path_buf())),
+        Err(e) => {
+            let tmp = std::env::temp_dir().join("gpu-admission-dev");
+            tracing::warn!(dir = %dir.display(), error = %e, fallback = %tmp.display(), "cannot write dev certificates");
+            crate::certs::write_dev_certs(&tmp, hosts, 365, true).map(|f| (f, tmp))
+        }
+    }
+}
+
+fn print_dev_banner(files: &crate::certs::DevFiles, dir: &Path, addr: SocketAddr, admin: SocketAddr) {
+    let host = |a: SocketAddr| {
+        if a.ip().is_unspecified() || a.ip().is_loopback() {
+            format!("localhost:{}", a.port())
+        } else {
+            a.to_string()
+        }
+    };
+    let (web, adm) = (host(addr), host(admin));
+    println!(
+        "gpu-admission serve --dev: development certificates in {}",
+        dir.display()
+    );
+    println!("  mutate webhook:   https://{web}/mutate");
+    println!("  validate webhook: https://{web}/validate");
+    println!("  admin:            http://{adm}/readyz  http://{adm}/metrics");
+    println!("  caBundle (base64 of {}):", files.ca_cert.display());
+    println!("{}", files.ca_bundle);
+    println!(
+        "  try: curl --cacert {} -H 'Content-Type: application/json' --data-binary @review.json https://{web}/validate",
+        files.ca_cert.display()
+    );
+}

@@ -1,0 +1,245 @@
+//! The HTTPS admission webhook server and its admin port.
+//!
+//! [`start`] binds both listeners, loads the certificate and the policy, and serves until its
+//! [`ShutdownHandle`] is triggered; [`run`] is `gpu-admission serve` around it (logging, signals,
+//! `--dev` certificates). Tests start servers in-process with [`start`] on `127.0.0.1:0`.
+//!
+//! - [`args`]: flags and environment variables.
+//! - [`tls`]: rustls configuration and the swappable certificate resolver.
+//! - [`reload`]: certificate and policy reload (directory watch + poll).
+//! - [`conn`]: accept loops, TCP_NODELAY, HTTP/1.1 and HTTP/2 connections, graceful drain.
+//! - [`routes`]: `/mutate`, `/validate`, error bodies, the panic guard.
+//! - [`admin`]: `/livez`, `/readyz`, `/metrics`; [`metrics`]: the registry.
+//! - [`shutdown`]: the shutdown handle and signals.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+use crate::policy::Policy;
+
+pub mod admin;
+pub mod args;
+pub mod conn;
+pub mod metrics;
+pub mod reload;
+pub mod routes;
+pub mod shutdown;
+pub mod tls;
+
+pub use args::{LogFormat, ServeArgs, run};
+pub use metrics::Metrics;
+pub use shutdown::ShutdownHandle;
+
+// === ServerConfig ===
+
+/// Everything [`start`] needs. [`ServerConfig::new`] gives the `serve` defaults.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The webhook (HTTPS) listener.
+    pub listen: SocketAddr,
+    /// The admin (plain HTTP) listener.
+    pub admin_listen: SocketAddr,
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    /// Require client certificates issued by this CA (mTLS).
+    pub client_ca: Option<PathBuf>,
+    /// The policy file (`None`: the embedded default).
+    pub policy: Option<PathBuf>,
+    /// The device-plugin time-slicing config applied on top of the policy.
+    pub time_slicing: Option<PathBuf>,
+    pub max_body_bytes: usize,
+    /// TLS handshake and HTTP/1 request-header read (idle keep-alive connections included).
+    pub header_timeout: Duration,
+    /// Reading the whole request body.
+    pub body_timeout: Duration,
+    /// How long in-flight requests may take to finish after shutdown starts.
+    pub shutdown_grace: Duration,
+    /// Poll interval for the certificate and policy files (the directory watch is immediate).
+    pub reload_poll: Duration,
+    /// Watch the files' directories (inotify) in addition to polling.
+    pub watch_files: bool,
+    /// Route `POST /debug/panic` (a handler that panics), for tests of the panic guard.
+    #[doc(hidden)]
+    pub debug_panic_route: bool,
+}
+
+impl ServerConfig {
+    pub fn new(tls_cert: impl Into<PathBuf>, tls_key: impl Into<PathBuf>) -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8443)),
+            admin_listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            tls_cert: tls_cert.into(),
+            tls_key: tls_key.into(),
+            client_ca: None,
+            policy: None,
+            time_slicing: None,
+            max_body_bytes: 8 * 1024 * 1024,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(20),
+            reload_poll: Duration::from_secs(10),
+            watch_files: true,
+            debug_panic_route: false,
+        }
+    }
+}
+
+// === Shared ===
+
+/// State shared by the routes, the reloader and the admin port.
+pub struct Shared {
+    pub config: ServerConfig,
+    pub policy: ArcSwapOption<Policy>,
+    pub certs: Arc<tls::CertResolver>,
+    pub metrics: Metrics,
+    pub shutting_down: AtomicBool,
+}
+
+impl Shared {
+    /// What keeps `/readyz` from answering 200 (empty: ready).
+    pub fn not_ready_reasons(&self) -> Vec<&'static str> {
+        let mut missing = Vec::new();
+        if !self.certs.is_loaded() {
+            missing.push("serving certificate not loaded");
+        }
+        if self.policy.load().is_none() {
+            missing.push("policy not loaded");
+        }
+        if self.shutting_down.load(Ordering::Relaxed) {
+            missing.push("shutting down");
+        }
+        missing
+    }
+}
+
+// === RunningServer ===
+
+/// A started server: its bound addresses, and how to stop it.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    shutdown: ShutdownHandle,
+    done: JoinHandle<()>,
+    shared: Arc<Shared>,
+}
+
+impl RunningServer {
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
+    }
+
+    /// Triggers the graceful shutdown and waits for it.
+    pub async fn shutdown(self) {
+        self.shutdown.trigger();
+        self.wait().await;
+    }
+
+    /// Waits until the server has shut down (after a trigger).
+    pub async fn wait(self) {
+        let _ = self.done.await;
+    }
+
+    /// Whether `/readyz` would answer 200.
+    pub fn is_ready(&self) -> bool {
+        self.shared.not_ready_reasons().is_empty()
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+}
+
+/// Why [`start`] failed (a certificate or policy that fails to load does not fail the start:
+/// the server runs unready and keeps retrying).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("TLS configuration: {0}")]
+    Tls(String),
+}
+
+/// Binds the webhook and admin listeners, loads the certificate and policy (retried by the
+/// reloader if they fail), and serves until the returned server's shutdown is triggered.
+/// Must be called inside a tokio runtime.
+pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
+    let certs = Arc::new(tls::CertResolver::default());
+    let tls_config = tls::server_config(certs.clone(), config.client_ca.as_deref()).map_err(StartError::Tls)?;
+    let bind = |addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })
+    };
+    let listener = bind(config.listen).await?;
+    let admin_listener = bind(config.admin_listen).await?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let admin_addr = admin_listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.admin_listen,
+        source,
+    })?;
+
+    let shared = Arc::new(Shared {
+        config,
+        policy: ArcSwapOption::empty(),
+        certs,
+        metrics: Metrics::new(),
+        shutting_down: AtomicBool::new(false),
+    });
+    let mut reloader = reload::Reloader::new(shared.clone());
+    reloader.check_all();
+
+    let shutdown = ShutdownHandle::new();
+    let admin_shutdown = ShutdownHandle::new();
+    let cfg = &shared.config;
+    tokio::spawn(reloader.run(cfg.reload_poll, cfg.watch_files, shutdown.subscribe()));
+    let webhook = tokio::spawn(conn::accept_loop(
+        conn::Kind::Webhook,
+        listener,
+        routes::router(shared.clone()),
+        Some(TlsAcceptor::from(Arc::new(tls_config))),
+        shared.clone(),
+        shutdown.subscribe(),
+        cfg.shutdown_grace,
+    ));
+    let admin = tokio::spawn(conn::accept_loop(
+        conn::Kind::Admin,
+        admin_listener,
+        admin::router(shared.clone()),
+        None,
+        shared.clone(),
+        admin_shutdown.subscribe(),
+        Duration::from_secs(1),
+    ));
+    tracing::info!(%addr, %admin_addr, "listening (webhook HTTPS, admin HTTP)");
+
+    let mut rx = shutdown.subscribe();
+    let supervisor_shared = shared.clone();
+    let done = tokio::spawn(async move {
+        shutdown::triggered(&mut rx).await;
+        let deadline = Instant::now() + supervisor_shared.config.shutdown_grace;
+        // /readyz answers 503 while the webhook drains; the admin port closes last.
+        supervisor_shared.shutting_down.store(true, Ordering::Relaxed);
+        let _ = webhook.await;
+        admin_shutdown.trigger();
+        let _ = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), admin).await;
+        tracing::info!("server stopped");
+    });
+    Ok(RunningServer {
+        addr,
+        admin_addr,
+        shutdown,
+        done,
+        shared,
+    })
+}

@@ -1,0 +1,189 @@
+//! The webhook routes: `POST /mutate`, `POST /validate`.
+//!
+//! Errors are JSON `{"error": "...", "code": "..."}`: 400 for a body that is not a usable
+//! AdmissionReview v1, 408 when the body does not arrive within the body timeout, 413 over the
+//! body limit, 404/405 for other paths and methods, 503 before a policy has loaded, and 500 when a
+//! handler panics (caught, logged and counted; the server goes on).
+
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use futures_util::FutureExt as _;
+use http_body_util::{BodyExt as _, LengthLimitError, Limited};
+
+use super::Shared;
+use crate::admission::{self, Endpoint};
+
+/// The webhook router (served over TLS).
+pub fn router(shared: Arc<Shared>) -> Router {
+    let mut r = Router::new()
+        .route(
+            "/mutate",
+            post(|s: State<Arc<Shared>>, req: Request| handle(s, Endpoint::Mutate, req)),
+        )
+        .route(
+            "/validate",
+            post(|s: State<Arc<Shared>>, req: Request| handle(s, Endpoint::Validate, req)),
+        );
+    if shared.config.debug_panic_route {
+        r = r.route("/debug/panic", post(panic_now));
+    }
+    r.fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(shared.clone(), catch_panic))
+        .with_state(shared)
+}
+
+/// A JSON error response.
+pub fn error_response(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    let body = serde_json::json!({ "error": message.into(), "code": code });
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn handle(State(shared): State<Arc<Shared>>, endpoint: Endpoint, req: Request) -> Response {
+    let start = Instant::now();
+    let metrics = &shared.metrics;
+    let Some(policy) = shared.policy.load_full() else {
+        metrics.error("not_ready");
+        return error_response(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "no policy loaded yet");
+    };
+    let body = match read_body(&shared, req.into_body()).await {
+        Ok(b) => b,
+        Err((status, code, message)) => {
+            metrics.error(code);
+            tracing::warn!(target: "gpu_admission::review", %endpoint, code, %message, "request rejected");
+            return error_response(status, code, message);
+        }
+    };
+    match admission::review(&policy, endpoint, &body) {
+        Ok((review, summary)) => {
+            let bytes = admission::encode(&review);
+            let elapsed = start.elapsed();
+            metrics.observe_review(&summary, elapsed.as_secs_f64());
+            tracing::info!(
+                target: "gpu_admission::review",
+                endpoint = %endpoint,
+                uid = %summary.uid,
+                kind = %summary.kind,
+                namespace = %summary.namespace,
+                name = %summary.name,
+                operation = summary.operation,
+                decision = summary.decision.as_str(),
+                skip_reason = summary.skip_reason.map(|r| r.as_str()).unwrap_or(""),
+                violations = summary.violations.len(),
+                warnings = summary.warnings,
+                patch_bytes = summary.patch_bytes,
+                duration_us = elapsed.as_micros() as u64,
+                dry_run = summary.dry_run,
+                "review"
+            );
+            let mut resp = Response::new(Body::from(bytes));
+            resp.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            resp
+        }
+        Err(e) => {
+            metrics.error(e.code);
+            tracing::warn!(target: "gpu_admission::review", %endpoint, code = e.code, error = %e.message, "bad review");
+            error_response(StatusCode::BAD_REQUEST, e.code, e.message)
+        }
+    }
+}
+
+type BodyError = (StatusCode, &'static str, String);
+
+/// The whole body, within the size limit and the body timeout.
+async fn read_body(shared: &Shared, body: Body) -> Result<Bytes, BodyError> {
+    let max = shared.config.max_body_bytes;
+    let too_large = || {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the body is larger than the limit of {max} bytes"),
+        )
+    };
+    if HttpBody::size_hint(&body).lower() > max as u64 {
+        return Err(too_large()); // Content-Length says so: do not read it
+    }
+    let timeout = shared.config.body_timeout;
+    match tokio::time::timeout(timeout, Limited::new(body, max).collect()).await {
+        Err(_) => Err((
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!("the body did not arrive within {} ms", timeout.as_millis()),
+        )),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Ok(Err(e)) => Err((
+            StatusCode::BAD_REQUEST,
+            "body_read_error",
+            format!("cannot read the body: {e}"),
+        )),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+    }
+}
+
+async fn not_found(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    shared.metrics.error("not_found");
+    let path = req.uri().path().to_string();
+    error_response(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route for {path}: use POST /mutate or POST /validate"),
+    )
+}
+
+async fn method_not_allowed(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    shared.metrics.error("method_not_allowed");
+    let msg = format!("{} is not allowed on {}: use POST", req.method(), req.uri().path());
+    let mut resp = error_response(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", msg);
+    resp.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    resp
+}
+
+/// For the tests of [`catch_panic`] (only routed with `debug_panic_route`).
+async fn panic_now() -> Response {
+    panic!("deliberate panic from /debug/panic");
+}
+
+/// A panic in a handler becomes a 500; it is logged and counted, and the server goes on.
+async fn catch_panic(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    match AssertUnwindSafe(next.run(req)).catch_unwind().await {
+        Ok(resp) => resp,
+        Err(payload) => {
+            let message = panic_message(payload.as_ref());
+            shared.metrics.error("panic");
+            tracing::error!(%path, panic = %message, "handler panicked; answered 500");
+            error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "internal error (logged)",
+            )
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_string()
+    }
+}

@@ -1,0 +1,139 @@
+//! TLS: rustls on ring (installed once as the process default), TLS 1.2 and 1.3, ALPN h2 and
+//! http/1.1, an optional client CA (mTLS), and a certificate resolver whose pair can be swapped
+//! while the server runs: new handshakes get the new pair, established connections keep theirs.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use arc_swap::ArcSwapOption;
+use rustls::RootCertStore;
+use rustls::crypto::CryptoProvider;
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+/// The one crypto provider: ring. Installed as the process default the first time it is asked
+/// for (kube and rcgen use ring too; `cargo tree -i aws-lc-rs` finds nothing).
+pub fn provider() -> Arc<CryptoProvider> {
+    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    PROVIDER
+        .get_or_init(|| {
+            // Err: some other code installed a default first; ours is still used explicitly.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            Arc::new(rustls::crypto::ring::default_provider())
+        })
+        .clone()
+}
+
+/// A certificate chain and key that parse and belong together.
+pub struct LoadedPair {
+    pub key: Arc<CertifiedKey>,
+    /// The leaf's `notAfter` (Unix time), if readable.
+    pub not_after: Option<i64>,
+}
+
+/// Parses a PEM certificate chain and PEM private key and checks that the key is the
+/// certificate's (rustls `CertifiedKey::keys_match`). The error says which part is wrong.
+pub fn pair_from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<LoadedPair, String> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("certificate: not PEM: {e}"))?;
+    if chain.is_empty() {
+        return Err("certificate: no CERTIFICATE block in the file".into());
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| format!("key: no usable private key: {e}"))?;
+    let signing_key = provider()
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| format!("key: unsupported private key: {e}"))?;
+    let certified = CertifiedKey::new(chain, signing_key);
+    certified
+        .keys_match()
+        .map_err(|e| format!("the key does not match the certificate: {e}"))?;
+    let not_after = crate::certs::not_after_unix(certified.cert[0].as_ref());
+    Ok(LoadedPair {
+        key: Arc::new(certified),
+        not_after,
+    })
+}
+
+/// Reads and checks a certificate/key file pair.
+pub fn load_pair(cert: &Path, key: &Path) -> Result<LoadedPair, String> {
+    let cert_pem = std::fs::read(cert).map_err(|e| format!("{}: {e}", cert.display()))?;
+    let key_pem = std::fs::read(key).map_err(|e| format!("{}: {e}", key.display()))?;
+    pair_from_pem(&cert_pem, &key_pem)
+}
+
+// === CertResolver ===
+
+/// Hands every new handshake the current pair (none until one has loaded: handshakes fail).
+#[derive(Default)]
+pub struct CertResolver {
+    current: ArcSwapOption<CertifiedKey>,
+}
+
+// === impl CertResolver ===
+
+impl CertResolver {
+    pub fn set(&self, key: Arc<CertifiedKey>) {
+        self.current.store(Some(key));
+    }
+
+    pub fn current(&self) -> Option<Arc<CertifiedKey>> {
+        self.current.load_full()
+    }
+
+    pub fn is_loaded(&self) -> bool {
+        self.current.load().is_some()
+    }
+}
+
+impl fmt::Debug for CertResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CertResolver")
+            .field("loaded", &self.is_loaded())
+            .finish()
+    }
+}
+
+impl ResolvesServerCert for CertResolver {
+    fn resolve(&self, _client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.current.load_full()
+    }
+}
+
+// === server config ===
+
+/// The rustls server configuration: TLS 1.3 and 1.2, ALPN h2 + http/1.1, certificates from
+/// `resolver`, and client certificates required (and verified against `client_ca`) if given.
+pub fn server_config(resolver: Arc<CertResolver>, client_ca: Option<&Path>) -> Result<rustls::ServerConfig, String> {
+    let provider = provider();
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| format!("TLS versions: {e}"))?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(path) => {
+            let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let mut roots = RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(&pem) {
+                let cert = cert.map_err(|e| format!("{}: not PEM: {e}", path.display()))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("{}: not a usable CA certificate: {e}", path.display()))?;
+            }
+            if roots.is_empty() {
+                return Err(format!("{}: no CA certificate in the file", path.display()));
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder.with_cert_resolver(resolver);
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
