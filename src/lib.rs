@@ -7,7 +7,9 @@
 pub mod admission;
 pub mod certs;
 pub mod cli;
+pub mod cluster;
 pub mod engine;
+pub mod manifests;
 pub mod policy;
 pub mod quantity;
 pub mod server;

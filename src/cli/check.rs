@@ -2,14 +2,15 @@
 //!
 //! Exit codes: 0 nothing denied, 1 something denied, 2 unreadable input or a bad policy.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use serde::Serialize;
 use serde_json::Value;
 
-use super::input::{self, InputError, Manifest, SourceFile};
 use crate::engine::{self, Context, Decision, Operation, Outcome, Stage, Violation};
+use crate::manifests::{self as input, InputError, Manifest, SourceFile};
 use crate::policy::Policy;
 use crate::policy::time_slicing::TimeSlicing;
 
@@ -27,6 +28,10 @@ pub struct CheckArgs {
     /// Read time-slicing from a device-plugin ConfigMap, GPU Operator Helm values or config.
     #[arg(long, env = "GPU_ADMISSION_TIME_SLICING")]
     pub time_slicing: Option<PathBuf>,
+    /// Take limits, priority classes and Coral namespaces from cluster objects dumped as YAML
+    /// (`kubectl get nodes,configmaps,priorityclasses,namespaces -A -o yaml`), as `serve --cluster`.
+    #[arg(long)]
+    pub cluster_state: Option<PathBuf>,
     /// Namespace for objects that have none.
     #[arg(long, default_value = "default")]
     pub namespace: String,
@@ -124,6 +129,18 @@ pub fn run(args: CheckArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let policy = match &args.cluster_state {
+        None => policy,
+        Some(dir) => match crate::cluster::state_dir::load(policy.spec(), dir) {
+            Ok(facts) => policy.with_cluster(std::sync::Arc::new(facts)),
+            Err(errors) => {
+                for e in errors {
+                    eprintln!("error: cluster state: {e}");
+                }
+                return ExitCode::from(2);
+            }
+        },
+    };
     let (files, mut errors) = input::expand_paths(&args.paths);
     let mut reports = Vec::new();
     let mut skipped = 0usize;
@@ -142,25 +159,23 @@ pub fn run(args: CheckArgs) -> ExitCode {
         }
     }
     let denied = reports.iter().any(|r| r.decision == Outcome::Denied);
+    // Write errors (a closed pipe: `check … | head`) end the output quietly, never in a panic.
+    let mut stdout = std::io::stdout().lock();
+    let mut stderr = std::io::stderr().lock();
     if args.fix {
-        print!("{}", fixed_docs.join(""));
+        let _ = stdout.write_all(fixed_docs.join("").as_bytes());
     }
-    match args.output {
+    let report = match args.output {
         OutputFormat::Json => {
             let json = serde_json::to_string_pretty(&reports).unwrap_or_else(|e| format!("\"cannot render: {e}\""));
-            if args.fix {
-                eprintln!("{json}")
-            } else {
-                println!("{json}")
-            }
+            format!("{json}\n")
         }
-        OutputFormat::Text => {
-            let text = render_text(&reports, skipped, files.len(), &errors);
-            if args.fix { eprint!("{text}") } else { print!("{text}") }
-        }
-    }
+        OutputFormat::Text => render_text(&reports, skipped, files.len(), &errors),
+    };
+    let out: &mut dyn Write = if args.fix { &mut stderr } else { &mut stdout };
+    let _ = out.write_all(report.as_bytes()).and_then(|()| out.flush());
     for e in &errors {
-        eprintln!("error: {e}");
+        let _ = writeln!(stderr, "error: {e}");
     }
     if !errors.is_empty() {
         ExitCode::from(2)

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod check;
-pub mod input;
 pub mod policy_cmd;
 
 /// gpu-admission: admission webhook and offline checker for GPU and edge-TPU workloads.

@@ -30,6 +30,41 @@ pub struct PolicySpec {
     pub gpu: GpuSpec,
     #[serde(default)]
     pub rules: RulesSpec,
+    /// Where cluster facts come from when the server runs with `--cluster`, or `check` with
+    /// `--cluster-state`.
+    #[serde(default)]
+    pub cluster: ClusterSpec,
+}
+
+/// Reading limits from the cluster instead of this file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClusterSpec {
+    /// The NVIDIA device-plugin ConfigMap (all its keys are read; nodes pick one with the
+    /// `nvidia.com/device-plugin.config` label).
+    #[serde(default = "default_device_plugin_config")]
+    pub device_plugin_config: ObjectRef,
+    /// The key nodes without that label use (the GPU Operator's `devicePlugin.config.default`);
+    /// unset: the only key, if there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_config: Option<String>,
+    /// Before the caches first sync: `deny` GPU workloads, or `fallback` to this file's numbers.
+    #[serde(default = "default_unsynced")]
+    pub unsynced_action: UnsyncedAction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnsyncedAction {
+    Deny,
+    Fallback,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ObjectRef {
+    pub namespace: String,
+    pub name: String,
 }
 
 /// What counts as a GPU and how it is shared.
@@ -185,6 +220,9 @@ pub struct HostPathAllowSpec {
     /// Optional regex every container mounting the volume must match with its `image`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pattern: Option<String>,
+    /// With cluster facts: a namespace carrying this label is allowed too (Coral switched on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_label: Option<KeyValue>,
 }
 
 // === defaults (the seed's cluster) ===
@@ -250,7 +288,30 @@ fn default_host_path_allowed() -> Vec<HostPathAllowSpec> {
         path: "/dev/bus/usb".into(),
         namespaces: strings(&["ai"]),
         image_pattern: None,
+        namespace_label: Some(KeyValue {
+            key: "gpu-admission/coral".into(),
+            value: "enabled".into(),
+        }),
     }]
+}
+fn default_device_plugin_config() -> ObjectRef {
+    ObjectRef {
+        namespace: "gpu-operator".into(),
+        name: "time-slicing-config".into(),
+    }
+}
+fn default_unsynced() -> UnsyncedAction {
+    UnsyncedAction::Fallback
+}
+
+impl Default for ClusterSpec {
+    fn default() -> Self {
+        Self {
+            device_plugin_config: default_device_plugin_config(),
+            default_config: None,
+            unsynced_action: default_unsynced(),
+        }
+    }
 }
 fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()

@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 
 use regex::Regex;
 
@@ -45,6 +46,15 @@ pub struct HostPathAllow {
     pub path: String,
     pub namespaces: BTreeSet<String>,
     pub image_pattern: Option<Regex>,
+    pub namespace_label: Option<file::KeyValue>,
+}
+
+/// A priority class as the engine applies it (from the policy, or from the cluster).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedClass {
+    pub name: String,
+    pub value: i32,
+    pub preemption_policy: String,
 }
 
 /// A validated, compiled policy.
@@ -53,7 +63,10 @@ pub struct Policy {
     spec: PolicySpec,
     origin: String,
     host_path_allowed: Vec<HostPathAllow>,
+    cluster: Option<Arc<ClusterFacts>>,
 }
+
+use crate::cluster::ClusterFacts;
 
 // === impl Policy ===
 
@@ -127,12 +140,14 @@ impl Policy {
                 path: allow.path.clone(),
                 namespaces: allow.namespaces.iter().cloned().collect(),
                 image_pattern,
+                namespace_label: allow.namespace_label.clone(),
             });
         }
         Ok(Self {
             spec,
             origin: origin.to_string(),
             host_path_allowed,
+            cluster: None,
         })
     }
 
@@ -164,7 +179,41 @@ impl Policy {
         }
         spec.gpu.time_slicing = ts.spec.clone();
         let origin = format!("{} + time-slicing from {}", self.origin, ts.origin);
-        Self::from_spec(spec, &origin)
+        let mut policy = Self::from_spec(spec, &origin)?;
+        policy.cluster = self.cluster.clone();
+        Ok(policy)
+    }
+
+    /// The same policy deciding with cluster facts (cheap: the compiled parts are shared).
+    pub fn with_cluster(&self, facts: Arc<ClusterFacts>) -> Self {
+        Self {
+            cluster: Some(facts),
+            ..self.clone()
+        }
+    }
+
+    /// Cluster facts the engine should use, if any. Facts that never synced are used only when
+    /// `cluster.unsyncedAction` is `deny` (to deny); with `fallback` the file's numbers apply.
+    pub fn cluster(&self) -> Option<&ClusterFacts> {
+        let facts = self.cluster.as_deref()?;
+        (facts.synced || self.spec.cluster.unsynced_action == file::UnsyncedAction::Deny).then_some(facts)
+    }
+
+    /// A priority class by name: from the cluster when it has synced facts, else from the policy.
+    pub fn resolve_priority_class(&self, name: &str) -> Option<ResolvedClass> {
+        if let Some(facts) = self.cluster().filter(|f| f.synced) {
+            let fact = facts.priority_classes.get(name)?;
+            return Some(ResolvedClass {
+                name: name.to_string(),
+                value: fact.value,
+                preemption_policy: fact.preemption_policy.clone(),
+            });
+        }
+        self.priority_class(name).map(|c| ResolvedClass {
+            name: c.name.clone(),
+            value: c.value,
+            preemption_policy: c.preemption_policy.clone(),
+        })
     }
 
     /// The effective policy as YAML (every default spelled out).

@@ -77,10 +77,21 @@ pub fn check(subject: &Subject<'_>, out: &mut Findings) {
             out.violation(action, RULE, "HOSTPATH_NOT_ALLOWED", field, message);
             continue;
         };
-        if !allow.namespaces.contains(subject.namespace) {
+        let labelled = allow.namespace_label.as_ref().is_some_and(|l| {
+            subject
+                .policy
+                .cluster()
+                .is_some_and(|f| f.namespace_has_label(subject.namespace, &l.key, &l.value))
+        });
+        if !allow.namespaces.contains(subject.namespace) && !labelled {
             let ns: Vec<&str> = allow.namespaces.iter().map(String::as_str).collect();
+            let label = allow
+                .namespace_label
+                .as_ref()
+                .map(|l| format!(" or labelled {}={}", l.key, l.value))
+                .unwrap_or_default();
             let message = format!(
-                "hostPath {shown} is allowed only in namespaces [{}] (Coral enabled), not in `{}`: run this pod in one of them",
+                "hostPath {shown} is allowed only in namespaces [{}]{label} (Coral enabled), not in `{}`: run this pod in one of them",
                 ns.join(", "),
                 subject.namespace
             );

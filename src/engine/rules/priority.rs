@@ -12,7 +12,7 @@
 use serde_json::{Value, json};
 
 use super::{Findings, Fix, Subject, add};
-use crate::policy::file::PriorityClassSpec;
+use crate::policy::ResolvedClass;
 use crate::workload::json_type;
 
 pub const RULE: &str = "priority";
@@ -40,8 +40,12 @@ pub fn check(subject: &Subject<'_>, out: &mut Findings) {
                     subject.field("priorityClassName"),
                     message,
                 );
-            } else if let (true, Some(class)) = (subject.is_pod, subject.policy.priority_class(name)) {
-                mismatched_values(subject, out, action, class);
+            } else {
+                match subject.policy.resolve_priority_class(name) {
+                    None => not_found(subject, out, action, name),
+                    Some(class) if subject.is_pod => mismatched_values(subject, out, action, &class),
+                    Some(_) => {}
+                }
             }
         }
         Some(other) => {
@@ -59,8 +63,8 @@ pub fn check(subject: &Subject<'_>, out: &mut Findings) {
 
 fn missing(subject: &Subject<'_>, out: &mut Findings, action: crate::engine::Action) {
     let name = subject.policy.default_priority_class(subject.namespace);
-    let Some(class) = subject.policy.priority_class(name) else {
-        return;
+    let Some(class) = subject.policy.resolve_priority_class(name) else {
+        return not_found(subject, out, action, name);
     };
     let mut ops = vec![add(subject.pointer(&["priorityClassName"]), json!(class.name))];
     let mut summary = format!("priorityClassName {}", class.name);
@@ -84,12 +88,22 @@ fn missing(subject: &Subject<'_>, out: &mut Findings, action: crate::engine::Act
 
 /// A Pod whose class is right but whose resolved values are not (the Priority plugin would
 /// refuse it): set them to the class's.
-fn mismatched_values(
-    subject: &Subject<'_>,
-    out: &mut Findings,
-    action: crate::engine::Action,
-    class: &PriorityClassSpec,
-) {
+/// The class does not exist in the cluster: the Priority plugin would refuse the pod later, with
+/// a less helpful message.
+fn not_found(subject: &Subject<'_>, out: &mut Findings, action: crate::engine::Action, name: &str) {
+    let message = format!(
+        "PriorityClass `{name}` does not exist in the cluster: create it (deploy/ ships the seed's classes) or use an existing allowed class"
+    );
+    out.violation(
+        action,
+        RULE,
+        "PRIORITY_CLASS_NOT_FOUND",
+        subject.field("priorityClassName"),
+        message,
+    );
+}
+
+fn mismatched_values(subject: &Subject<'_>, out: &mut Findings, action: crate::engine::Action, class: &ResolvedClass) {
     let mut ops = Vec::new();
     let present = |field: &str| subject.spec.get(field).filter(|v| !v.is_null());
     if present("priority").is_some_and(|found| found.as_i64() != Some(i64::from(class.value))) {

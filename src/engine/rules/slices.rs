@@ -1,24 +1,25 @@
 //! Rule `slices`: nobody asks for more GPU slices than time-slicing can give.
 //!
+//! Limits come from the policy file (`gpu.timeSlicing`, `gpu.gpusPerNode`), or, with cluster
+//! facts, from the device-plugin profile of each GPU node and its allocatable resources.
 //! Codes: `SLICES_INVALID_QUANTITY`, `SLICES_CONTAINER_EXCEEDED`, `SLICES_POD_EXCEEDED`,
-//! `GPU_RESOURCE_NOT_OFFERED`.
+//! `GPU_RESOURCE_NOT_OFFERED`, `CLUSTER_STATE_UNAVAILABLE`.
 
 use super::{Findings, Subject};
 
 pub const RULE: &str = "slices";
 
-/// The limits that time-slicing gives, with the reason for messages.
+/// The limits for one resource, with the reason for messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
-    pub resource: String,
     pub per_container: u64,
     pub per_container_reason: String,
     pub per_pod: u64,
     pub per_pod_reason: String,
 }
 
-/// Limits from the policy's `gpu` section.
-pub fn limits(subject: &Subject<'_>) -> Limits {
+/// Limits from the policy's `gpu` section, for its time-sliced resource.
+pub fn policy_limits(subject: &Subject<'_>) -> Limits {
     let gpu = &subject.policy.spec().gpu;
     let ts = &gpu.time_slicing;
     let replicas = u64::from(ts.replicas);
@@ -31,7 +32,6 @@ pub fn limits(subject: &Subject<'_>) -> Limits {
         (replicas, format!("time-slicing gives {replicas} slices per GPU"))
     };
     Limits {
-        resource: subject.policy.shared_resource_name(),
         per_container,
         per_container_reason,
         per_pod: replicas.saturating_mul(gpus),
@@ -39,21 +39,46 @@ pub fn limits(subject: &Subject<'_>) -> Limits {
     }
 }
 
+/// Limits for `resource`, or `None` when no GPU node offers it.
+fn limits_for(subject: &Subject<'_>, resource: &str) -> Option<Limits> {
+    match subject.policy.cluster() {
+        Some(facts) => facts.limits(resource).map(|l| Limits {
+            per_container: l.per_container,
+            per_container_reason: l.per_container_reason,
+            per_pod: l.per_pod,
+            per_pod_reason: l.per_pod_reason,
+        }),
+        None => (resource == subject.policy.shared_resource_name()).then(|| policy_limits(subject)),
+    }
+}
+
 pub fn check(subject: &Subject<'_>, out: &mut Findings) {
     let rules = &subject.policy.spec().rules.slices;
     let usage = &subject.gpu;
+    let cluster = subject.policy.cluster();
     if let Some(action) = subject.active(rules.action, &rules.exempt_namespaces) {
+        if cluster.is_some_and(|f| !f.synced) && usage.is_gpu_workload() {
+            let message = "the cluster's GPU nodes and device-plugin config have not been read yet, and cluster.unsyncedAction is deny: retry shortly".to_string();
+            out.violation(action, RULE, "CLUSTER_STATE_UNAVAILABLE", subject.field(""), message);
+            return;
+        }
         for (path, err) in &usage.invalid {
             let message = format!("{err}; a GPU count must be a whole, non-negative number such as 1 or \"2\"");
             out.violation(action, RULE, "SLICES_INVALID_QUANTITY", path.clone(), message);
         }
-        let limits = limits(subject);
-        for c in &usage.containers {
-            for ask in c
-                .asks
-                .iter()
-                .filter(|a| a.resource == limits.resource && a.count > limits.per_container)
-            {
+        for resource in subject.policy.gpu_resource_names() {
+            let asks = || usage.containers.iter().flat_map(|c| c.asks.iter().map(move |a| (c, a)));
+            let mut asked = asks().filter(|(_, a)| a.resource == resource && a.count > 0).peekable();
+            if asked.peek().is_none() {
+                continue;
+            }
+            let Some(limits) = limits_for(subject, &resource) else {
+                for (_, ask) in asked {
+                    not_offered(subject, out, ask.path.clone(), &resource);
+                }
+                continue;
+            };
+            for (c, ask) in asked.filter(|(_, a)| a.count > limits.per_container) {
                 let message = format!(
                     "container `{}` asks for {} {}; at most {} per container ({}): ask for {} or fewer",
                     c.name,
@@ -65,32 +90,43 @@ pub fn check(subject: &Subject<'_>, out: &mut Findings) {
                 );
                 out.violation(action, RULE, "SLICES_CONTAINER_EXCEEDED", ask.path.clone(), message);
             }
-        }
-        let pod = usage.effective_pod_request(&limits.resource);
-        if pod > limits.per_pod {
-            let message = format!(
-                "the pod's effective request is {pod} {} (app containers plus sidecars, or the largest init container); at most {} fit on one node ({}): split the work across pods",
-                limits.resource, limits.per_pod, limits.per_pod_reason
-            );
-            out.violation(action, RULE, "SLICES_POD_EXCEEDED", subject.field(""), message);
-        }
-        for c in &usage.containers {
-            for ask in c.asks.iter().filter(|a| a.resource != limits.resource && a.count > 0) {
-                not_offered(subject, out, ask.path.clone(), &ask.resource, &limits.resource);
+            let pod = usage.effective_pod_request(&resource);
+            if pod > limits.per_pod {
+                let message = format!(
+                    "the pod's effective request is {pod} {resource} (app containers plus sidecars, or the largest init container); at most {} fit on one node ({}): split the work across pods",
+                    limits.per_pod, limits.per_pod_reason
+                );
+                out.violation(action, RULE, "SLICES_POD_EXCEEDED", subject.field(""), message);
             }
         }
     }
     for (path, name) in &usage.unknown {
-        not_offered(subject, out, path.clone(), name, &subject.policy.shared_resource_name());
+        if !cluster.is_some_and(|f| f.offers(name)) {
+            not_offered(subject, out, path.clone(), name);
+        }
     }
 }
 
-fn not_offered(subject: &Subject<'_>, out: &mut Findings, path: String, name: &str, offered: &str) {
+fn not_offered(subject: &Subject<'_>, out: &mut Findings, path: String, name: &str) {
     let rules = &subject.policy.spec().rules.slices;
-    if let Some(action) = subject.active(rules.unknown_resource_action, &rules.exempt_namespaces) {
-        let message = format!(
-            "no GPU node offers `{name}` (they offer `{offered}`): the pod stays Pending unless another device plugin offers it"
-        );
-        out.violation(action, RULE, "GPU_RESOURCE_NOT_OFFERED", path, message);
-    }
+    let Some(action) = subject.active(rules.unknown_resource_action, &rules.exempt_namespaces) else {
+        return;
+    };
+    let offered = match subject.policy.cluster() {
+        Some(facts) => {
+            let mut names: Vec<&str> = facts
+                .gpu_nodes
+                .iter()
+                .flat_map(|n| n.allocatable.keys().map(String::as_str))
+                .collect();
+            names.sort_unstable();
+            names.dedup();
+            names.join(", ")
+        }
+        None => subject.policy.shared_resource_name(),
+    };
+    let message = format!(
+        "no GPU node offers `{name}` (they offer: {offered}): the pod stays Pending unless another device plugin offers it"
+    );
+    out.violation(action, RULE, "GPU_RESOURCE_NOT_OFFERED", path, message);
 }

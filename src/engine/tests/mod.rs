@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 use super::{Action, Context, Decision, Operation, Outcome, Stage, evaluate};
 use crate::policy::Policy;
 
+mod cluster;
 mod host_path;
 mod placement;
 mod priority;

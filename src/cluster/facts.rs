@@ -1,0 +1,247 @@
+//! Cluster facts from Nodes, the device-plugin ConfigMap, PriorityClasses and Namespaces.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::policy::file::{PolicySpec, TimeSlicingSpec};
+use crate::policy::time_slicing::TimeSlicing;
+use crate::quantity;
+
+/// The node label that picks a device-plugin config key (a per-node profile).
+pub const CONFIG_LABEL: &str = "nvidia.com/device-plugin.config";
+
+/// A PriorityClass as the Priority plugin will resolve it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PriorityClassFact {
+    pub value: i32,
+    pub preemption_policy: String,
+}
+
+/// A node that matches the policy's GPU node selector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GpuNode {
+    pub name: String,
+    /// Device-plugin config key the node uses (its label, or the default).
+    pub profile: Option<String>,
+    /// Allocatable extended resources under the policy's vendor prefixes, as whole counts.
+    pub allocatable: BTreeMap<String, u64>,
+}
+
+/// Everything the engine may learn from the cluster. Built whole, swapped whole.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClusterFacts {
+    /// Device-plugin configs by key, parsed; and errors by key (a broken key is reported, never
+    /// silently dropped).
+    pub configs: BTreeMap<String, Result<TimeSlicing, String>>,
+    /// The key nodes without the profile label use.
+    pub default_config: Option<String>,
+    pub gpu_nodes: Vec<GpuNode>,
+    pub priority_classes: BTreeMap<String, PriorityClassFact>,
+    /// Namespace labels by namespace.
+    pub namespaces: BTreeMap<String, BTreeMap<String, String>>,
+    /// Whether every source has synced at least once.
+    pub synced: bool,
+}
+
+/// Limits for one GPU resource across the GPU nodes, with the reasons.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeLimits {
+    pub per_container: u64,
+    pub per_container_reason: String,
+    pub per_pod: u64,
+    pub per_pod_reason: String,
+}
+
+// === impl ClusterFacts ===
+
+impl ClusterFacts {
+    /// Builds the facts from objects of any of the four kinds (others are ignored).
+    pub fn from_objects<'a>(spec: &PolicySpec, objects: impl IntoIterator<Item = &'a Value>) -> Self {
+        let mut facts = ClusterFacts {
+            synced: true,
+            ..Default::default()
+        };
+        let cm = &spec.cluster.device_plugin_config;
+        let mut nodes = Vec::new();
+        for object in objects {
+            let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
+            let name = meta(object, "name").unwrap_or_default();
+            match kind {
+                "Node" => nodes.push(object),
+                "PriorityClass" => {
+                    let value = object
+                        .get("value")
+                        .and_then(Value::as_i64)
+                        .and_then(|v| i32::try_from(v).ok());
+                    let policy = object
+                        .get("preemptionPolicy")
+                        .and_then(Value::as_str)
+                        .unwrap_or("PreemptLowerPriority");
+                    if let Some(value) = value {
+                        let fact = PriorityClassFact {
+                            value,
+                            preemption_policy: policy.to_string(),
+                        };
+                        facts.priority_classes.insert(name.to_string(), fact);
+                    }
+                }
+                "Namespace" => {
+                    facts.namespaces.insert(name.to_string(), labels(object));
+                }
+                "ConfigMap" if name == cm.name && meta(object, "namespace") == Some(cm.namespace.as_str()) => {
+                    facts.read_config_map(object);
+                }
+                _ => {}
+            }
+        }
+        if facts.default_config.is_none() {
+            facts.default_config = spec.cluster.default_config.clone().or_else(|| {
+                let mut keys = facts.configs.keys();
+                match (keys.next(), keys.next()) {
+                    (Some(only), None) => Some(only.clone()),
+                    _ => None,
+                }
+            });
+        }
+        let selector = &spec.rules.placement.node_selector;
+        for node in nodes {
+            let node_labels = labels(node);
+            if node_labels.get(&selector.key) != Some(&selector.value) {
+                continue;
+            }
+            let allocatable = node
+                .pointer("/status/allocatable")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .filter(|(k, _)| spec.gpu.vendor_prefixes.iter().any(|p| k.starts_with(p.as_str())))
+                .filter_map(|(k, v)| quantity::whole_count(v).ok().map(|n| (k.clone(), n)))
+                .collect();
+            let profile = node_labels
+                .get(CONFIG_LABEL)
+                .cloned()
+                .or_else(|| facts.default_config.clone());
+            facts.gpu_nodes.push(GpuNode {
+                name: meta(node, "name").unwrap_or_default().to_string(),
+                profile,
+                allocatable,
+            });
+        }
+        facts.gpu_nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        facts
+    }
+
+    fn read_config_map(&mut self, object: &Value) {
+        let Some(data) = object.get("data").and_then(Value::as_object) else {
+            return;
+        };
+        for (key, text) in data {
+            let parsed = text.as_str().ok_or_else(|| "not a string".to_string()).and_then(|t| {
+                TimeSlicing::from_yaml_str(t, &format!("ConfigMap data.{key}")).map_err(|e| e.to_string())
+            });
+            self.configs.insert(key.clone(), parsed);
+        }
+    }
+
+    /// Whether a vendor resource is offered by any GPU node.
+    pub fn offers(&self, resource: &str) -> bool {
+        self.gpu_nodes
+            .iter()
+            .any(|n| n.allocatable.get(resource).is_some_and(|c| *c > 0))
+    }
+
+    /// The time-slicing a node uses, if its profile parses.
+    pub fn node_time_slicing(&self, node: &GpuNode) -> Option<&TimeSlicingSpec> {
+        let key = node.profile.as_ref()?;
+        match self.configs.get(key)? {
+            Ok(ts) => Some(&ts.spec),
+            Err(_) => None,
+        }
+    }
+
+    /// Limits for `resource`: per container from the nodes' device-plugin profiles, per pod the
+    /// largest allocatable among GPU nodes. `None` when no GPU node offers it.
+    pub fn limits(&self, resource: &str) -> Option<NodeLimits> {
+        let mut best: Option<NodeLimits> = None;
+        for node in &self.gpu_nodes {
+            let Some(&allocatable) = node.allocatable.get(resource).filter(|c| **c > 0) else {
+                continue;
+            };
+            let profile = node.profile.as_deref().unwrap_or("none");
+            let (per_container, per_container_reason) = match self.node_time_slicing(node) {
+                Some(ts) if ts.replicas > 1 && ts.fail_requests_greater_than_one => (
+                    1,
+                    format!(
+                        "node {} uses device-plugin config `{profile}` with failRequestsGreaterThanOne",
+                        node.name
+                    ),
+                ),
+                Some(ts) if ts.replicas > 1 => (
+                    u64::from(ts.replicas),
+                    format!(
+                        "node {} uses device-plugin config `{profile}`: {} slices per GPU",
+                        node.name, ts.replicas
+                    ),
+                ),
+                _ => (
+                    allocatable,
+                    format!(
+                        "node {} has {allocatable} whole {resource} (no time-slicing)",
+                        node.name
+                    ),
+                ),
+            };
+            let per_container = per_container.min(allocatable);
+            let candidate = NodeLimits {
+                per_container,
+                per_container_reason,
+                per_pod: allocatable,
+                per_pod_reason: format!("node {} has {allocatable} {resource} allocatable", node.name),
+            };
+            best = Some(match best {
+                None => candidate,
+                Some(b) => NodeLimits {
+                    per_container: b.per_container.max(candidate.per_container),
+                    per_container_reason: if candidate.per_container > b.per_container {
+                        candidate.per_container_reason
+                    } else {
+                        b.per_container_reason
+                    },
+                    per_pod: b.per_pod.max(candidate.per_pod),
+                    per_pod_reason: if candidate.per_pod > b.per_pod {
+                        candidate.per_pod_reason
+                    } else {
+                        b.per_pod_reason
+                    },
+                },
+            });
+        }
+        best
+    }
+
+    /// Whether `namespace` carries `key=value`.
+    pub fn namespace_has_label(&self, namespace: &str, key: &str, value: &str) -> bool {
+        self.namespaces
+            .get(namespace)
+            .and_then(|l| l.get(key))
+            .is_some_and(|v| v == value)
+    }
+}
+
+fn meta<'a>(object: &'a Value, field: &str) -> Option<&'a str> {
+    object
+        .get("metadata")
+        .and_then(|m| m.get(field))
+        .and_then(Value::as_str)
+}
+
+fn labels(object: &Value) -> BTreeMap<String, String> {
+    object
+        .pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+        .collect()
+}

@@ -1,0 +1,32 @@
+//! `check --cluster-state DIR`: cluster facts from YAML dumps (`kubectl get nodes,configmaps,
+//! priorityclasses,namespaces -A -o yaml`), through the same [`ClusterFacts::from_objects`] the
+//! server's caches use.
+
+use std::path::Path;
+
+use super::ClusterFacts;
+use crate::manifests::{self, InputError};
+use crate::policy::PolicySpec;
+
+/// Reads every manifest under `dir` (recursively; `kind: List` expanded) into cluster facts.
+pub fn load(spec: &PolicySpec, dir: &Path) -> Result<ClusterFacts, Vec<InputError>> {
+    let (files, mut errors) = manifests::expand_paths(&[dir.to_path_buf()]);
+    let mut objects = Vec::new();
+    for file in files {
+        match manifests::read_file(&file).and_then(|source| manifests::manifests(&source)) {
+            Ok(found) => objects.extend(found.into_iter().map(|m| m.object)),
+            Err(e) => errors.push(e),
+        }
+    }
+    if !dir.is_dir() {
+        errors.push(InputError {
+            file: dir.display().to_string(),
+            document: None,
+            message: "not a directory".into(),
+        });
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(ClusterFacts::from_objects(spec, &objects))
+}
