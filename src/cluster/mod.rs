@@ -9,5 +9,6 @@
 
 pub mod facts;
 pub mod state_dir;
+pub mod watch;
 
 pub use facts::{ClusterFacts, GpuNode, NodeLimits, PriorityClassFact};

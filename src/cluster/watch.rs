@@ -1,0 +1,179 @@
+//! `serve --cluster`: watch caches of Nodes, the device-plugin ConfigMap, PriorityClasses and
+//! Namespaces, filled by kube's reflectors (get, list and watch only).
+//!
+//! The admission path never calls the API server: it reads the [`ClusterFacts`] that
+//! [`ClusterWatch::facts`] builds from the stores whenever something changes. A watch that breaks
+//! keeps its last state and retries with kube's default backoff; how long each source has gone
+//! without an event is exposed as staleness.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use futures_util::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node};
+use k8s_openapi::api::scheduling::v1::PriorityClass;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+
+use super::ClusterFacts;
+use crate::policy::PolicySpec;
+
+/// The watched resources, in the order of [`ClusterWatch::sources`].
+pub const RESOURCES: [&str; 4] = ["nodes", "configmaps", "priorityclasses", "namespaces"];
+
+/// Health of one watch.
+#[derive(Debug, Default)]
+pub struct SourceStatus {
+    /// The first list has completed.
+    pub synced: AtomicBool,
+    /// Unix time (ms) of the last event from the API server (0: none yet).
+    pub last_event_unix_ms: AtomicU64,
+    /// Watch errors so far (each one is retried with backoff).
+    pub errors: AtomicU64,
+}
+
+/// The caches and their health.
+#[derive(Clone)]
+pub struct ClusterWatch {
+    nodes: Store<Node>,
+    config_maps: Store<ConfigMap>,
+    priority_classes: Store<PriorityClass>,
+    namespaces: Store<Namespace>,
+    sources: Arc<[SourceStatus; 4]>,
+    changed: watch::Receiver<u64>,
+}
+
+// === impl ClusterWatch ===
+
+impl ClusterWatch {
+    /// Starts the four watches on the current tokio runtime. The device-plugin ConfigMap is
+    /// watched by name in its namespace (from `spec.cluster.devicePluginConfig`; changing it
+    /// needs a restart).
+    pub fn spawn(client: Client, spec: &PolicySpec) -> Self {
+        let (tx, changed) = watch::channel(0u64);
+        let tx = Arc::new(tx);
+        let sources: Arc<[SourceStatus; 4]> = Arc::new(Default::default());
+        let cm = &spec.cluster.device_plugin_config;
+        let cm_config = watcher::Config::default().fields(&format!("metadata.name={}", cm.name));
+        let nodes = run(Api::all(client.clone()), watcher::Config::default(), 0, &sources, &tx);
+        let config_maps = run(
+            Api::namespaced(client.clone(), &cm.namespace),
+            cm_config,
+            1,
+            &sources,
+            &tx,
+        );
+        let priority_classes = run(Api::all(client.clone()), watcher::Config::default(), 2, &sources, &tx);
+        let namespaces = run(Api::all(client), watcher::Config::default(), 3, &sources, &tx);
+        Self {
+            nodes,
+            config_maps,
+            priority_classes,
+            namespaces,
+            sources,
+            changed,
+        }
+    }
+
+    /// Whether every watch has completed its first list.
+    pub fn synced(&self) -> bool {
+        self.sources.iter().all(|s| s.synced.load(Ordering::Acquire))
+    }
+
+    pub fn sources(&self) -> &[SourceStatus; 4] {
+        &self.sources
+    }
+
+    /// Seconds since each source's last event (since start when it has had none).
+    pub fn staleness_seconds(&self, started_unix_ms: u64) -> [f64; 4] {
+        let now = now_unix_ms();
+        std::array::from_fn(|i| {
+            let last = self.sources[i].last_event_unix_ms.load(Ordering::Acquire);
+            let since = if last == 0 { started_unix_ms } else { last };
+            now.saturating_sub(since) as f64 / 1000.0
+        })
+    }
+
+    /// A receiver that changes whenever any cache changes.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changed.clone()
+    }
+
+    /// The facts as the caches hold them now, read through `spec`.
+    pub fn facts(&self, spec: &PolicySpec) -> ClusterFacts {
+        let mut objects = Vec::new();
+        collect(&self.nodes, &mut objects);
+        collect(&self.config_maps, &mut objects);
+        collect(&self.priority_classes, &mut objects);
+        collect(&self.namespaces, &mut objects);
+        let mut facts = ClusterFacts::from_objects(spec, &objects);
+        facts.synced = self.synced();
+        facts
+    }
+}
+
+fn collect<K: Resource<DynamicType = ()> + Clone + Serialize>(store: &Store<K>, out: &mut Vec<serde_json::Value>) {
+    out.extend(
+        store
+            .state()
+            .iter()
+            .filter_map(|o| serde_json::to_value(o.as_ref()).ok()),
+    );
+}
+
+/// Runs one reflector in the background; returns its store.
+fn run<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    index: usize,
+    sources: &Arc<[SourceStatus; 4]>,
+    tx: &Arc<watch::Sender<u64>>,
+) -> Store<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = reflector::reflector(writer, watcher(api, config).default_backoff());
+    tokio::spawn(drive(stream, index, Arc::clone(sources), Arc::clone(tx)));
+    reader
+}
+
+async fn drive<K>(
+    stream: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
+    index: usize,
+    sources: Arc<[SourceStatus; 4]>,
+    tx: Arc<watch::Sender<u64>>,
+) {
+    let status = &sources[index];
+    let mut stream = std::pin::pin!(stream);
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(event) => {
+                status.last_event_unix_ms.store(now_unix_ms(), Ordering::Release);
+                if matches!(event, watcher::Event::InitDone) {
+                    status.synced.store(true, Ordering::Release);
+                }
+                // Only complete states are published: skip the middle of a (re)list.
+                if !matches!(event, watcher::Event::Init | watcher::Event::InitApply(_)) {
+                    tx.send_modify(|n| *n = n.wrapping_add(1));
+                }
+            }
+            Err(e) => {
+                status.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(resource = RESOURCES[index], error = %e, "cluster watch failed; keeping the last state and retrying");
+            }
+        }
+    }
+}
+
+pub fn now_unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
