@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use super::{Endpoint, encode, review};
 use crate::policy::Policy;
-use crate::policy::time_slicing::TimeSlicing;
 
 /// Evaluate one AdmissionReview exactly as the server would and print the response review.
 #[derive(Debug, Clone, clap::Args)]
@@ -31,7 +30,7 @@ pub struct ReviewArgs {
 /// Exit 0 with the response review on stdout; exit 2 with the error on stderr when the input,
 /// the policy or the time-slicing file is unusable.
 pub fn run_review_cmd(args: ReviewArgs) -> ExitCode {
-    let policy = match load_policy(args.policy.as_deref(), args.time_slicing.as_deref()) {
+    let policy = match Policy::load_files(args.policy.as_deref(), args.time_slicing.as_deref()) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
@@ -62,23 +61,6 @@ pub fn run_review_cmd(args: ReviewArgs) -> ExitCode {
             eprintln!("error[{}]: {}", e.code, e.message);
             println!("{}", e.to_json());
             ExitCode::from(2)
-        }
-    }
-}
-
-/// The policy the server and `review` use: a file or the embedded default, then the time-slicing
-/// file on top.
-pub fn load_policy(policy: Option<&Path>, time_slicing: Option<&Path>) -> Result<Policy, String> {
-    let base = match policy {
-        Some(p) => Policy::load(p),
-        None => Policy::embedded_default(),
-    }
-    .map_err(|e| e.to_string())?;
-    match time_slicing {
-        None => Ok(base),
-        Some(ts) => {
-            let ts = TimeSlicing::load(ts).map_err(|e| e.to_string())?;
-            base.with_time_slicing(&ts).map_err(|e| e.to_string())
         }
     }
 }

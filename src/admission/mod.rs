@@ -24,7 +24,7 @@ use crate::policy::Policy;
 mod cmd;
 mod wire;
 
-pub use cmd::{ReviewArgs, load_policy, run_review_cmd};
+pub use cmd::{ReviewArgs, run_review_cmd};
 pub use wire::{ParsedRequest, parse};
 
 /// The longest warning kubectl shows without truncation.

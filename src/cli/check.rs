@@ -12,7 +12,6 @@ use serde_json::Value;
 use crate::engine::{self, Context, Decision, Operation, Outcome, Stage, Violation};
 use crate::manifests::{self as input, InputError, Manifest, SourceFile};
 use crate::policy::Policy;
-use crate::policy::time_slicing::TimeSlicing;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
@@ -61,23 +60,6 @@ pub struct Report {
     pub patch: json_patch::Patch,
 }
 
-/// Loads the policy named by `--policy` / `--time-slicing` (shared with `serve` and `review`).
-pub fn load_policy(policy: Option<&std::path::Path>, time_slicing: Option<&std::path::Path>) -> Result<Policy, String> {
-    let base = match policy {
-        Some(path) => Policy::load(path),
-        None => Policy::embedded_default(),
-    }
-    .map_err(|e| format!("bad policy: {e}"))?;
-    match time_slicing {
-        None => Ok(base),
-        Some(path) => {
-            let ts = TimeSlicing::load(path).map_err(|e| format!("bad time-slicing config: {e}"))?;
-            base.with_time_slicing(&ts)
-                .map_err(|e| format!("bad time-slicing config: {e}"))
-        }
-    }
-}
-
 /// Evaluates one manifest offline; `None` for objects that are not workloads.
 pub fn check_manifest(policy: &Policy, manifest: &Manifest, default_namespace: &str) -> Option<(Report, Decision)> {
     let object = &manifest.object;
@@ -122,10 +104,10 @@ pub fn check_manifest(policy: &Policy, manifest: &Manifest, default_namespace: &
 }
 
 pub fn run(args: CheckArgs) -> ExitCode {
-    let policy = match load_policy(args.policy.as_deref(), args.time_slicing.as_deref()) {
+    let policy = match Policy::load_files(args.policy.as_deref(), args.time_slicing.as_deref()) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: bad policy: {e}");
             return ExitCode::from(2);
         }
     };

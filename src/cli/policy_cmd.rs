@@ -25,7 +25,7 @@ pub enum PolicyCommand {
 pub fn run(args: PolicyArgs) -> ExitCode {
     match args.command {
         PolicyCommand::Check { file, time_slicing } => {
-            match super::check::load_policy(file.as_deref(), time_slicing.as_deref()) {
+            match crate::policy::Policy::load_files(file.as_deref(), time_slicing.as_deref()) {
                 Ok(policy) => {
                     println!("# effective policy from {}", policy.origin());
                     print!("{}", policy.to_yaml());

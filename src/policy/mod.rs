@@ -87,6 +87,19 @@ impl Policy {
         Self::from_yaml_str(&text, &origin)
     }
 
+    /// The policy `serve`, `check` and `review` use: `policy` (or the embedded default), with
+    /// time-slicing from the device-plugin config file on top when one is given.
+    pub fn load_files(policy: Option<&Path>, time_slicing: Option<&Path>) -> Result<Self, PolicyError> {
+        let base = match policy {
+            Some(path) => Self::load(path)?,
+            None => Self::embedded_default()?,
+        };
+        match time_slicing {
+            None => Ok(base),
+            Some(path) => base.with_time_slicing(&time_slicing::TimeSlicing::load(path)?),
+        }
+    }
+
     /// Parses and validates a policy document. `origin` names it in errors.
     pub fn from_yaml_str(text: &str, origin: &str) -> Result<Self, PolicyError> {
         let de = serde_yaml_ng::Deserializer::from_str(text);

@@ -88,7 +88,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
     let _ = super::tls::provider();
 
     // A policy mistake is the operator's: say so now rather than serve unready.
-    if let Err(error) = crate::admission::load_policy(args.policy.as_deref(), args.time_slicing.as_deref()) {
+    if let Err(error) = crate::policy::Policy::load_files(args.policy.as_deref(), args.time_slicing.as_deref()) {
         tracing::error!(%error, "cannot load the policy");
         eprintln!("error: {error}");
         return ExitCode::from(2);

@@ -107,7 +107,7 @@ impl Reloader {
             return; // the embedded default never changes
         }
         let metrics = &self.shared.metrics;
-        match crate::admission::load_policy(cfg.policy.as_deref(), cfg.time_slicing.as_deref()) {
+        match crate::policy::Policy::load_files(cfg.policy.as_deref(), cfg.time_slicing.as_deref()) {
             Ok(policy) => {
                 let origin = policy.origin().to_string();
                 self.shared.policy.store(Some(Arc::new(policy)));
