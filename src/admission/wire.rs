@@ -182,9 +182,11 @@ pub fn parse(body: &[u8]) -> Result<ParsedRequest, ReviewError> {
         ));
     };
 
-    let needs_object = matches!(operation, Operation::Create | Operation::Update);
+    // Only CREATE and UPDATE of a main resource are evaluated; other objects are not looked at.
+    let has_subresource = req.sub_resource.as_deref().is_some_and(|s| !s.is_empty());
+    let evaluated = matches!(operation, Operation::Create | Operation::Update) && !has_subresource;
     let object = match req.object {
-        None | Some(Value::Null) if needs_object => {
+        None | Some(Value::Null) if evaluated => {
             return Err(ReviewError::new(
                 "missing_object",
                 format!(
@@ -193,20 +195,14 @@ pub fn parse(body: &[u8]) -> Result<ParsedRequest, ReviewError> {
                 ),
             ));
         }
-        None | Some(Value::Null) => None,
-        Some(Value::Object(map)) => Some(Value::Object(map)),
-        Some(other) if needs_object => {
+        Some(Value::Object(map)) if evaluated => Some(check_object(Value::Object(map), &kind)?),
+        Some(other) if evaluated => {
             return Err(ReviewError::new(
                 "object_not_an_object",
                 format!("`request.object` is {}: expected a JSON object", json_type(&other)),
             ));
         }
-        // DELETE/CONNECT: the object is not looked at.
-        Some(_) => None,
-    };
-    let object = match object {
-        Some(o) => Some(check_object(o, &kind)?),
-        None => None,
+        _ => None,
     };
 
     let namespace = req

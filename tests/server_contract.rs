@@ -1,0 +1,357 @@
+//! The AdmissionReview contract over real TLS sockets: echoed uid/apiVersion/kind, JSONPatch
+//! responses whose patch applies, denials naming every violation, warnings, skipped requests,
+//! HTTP/1.1 keep-alive and HTTP/2, and the admin port.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+
+async fn server() -> (gpu_admission::server::RunningServer, Pki, Client) {
+    let pki = Pki::new();
+    let server = start(config(&pki)).await;
+    let client = Client::new(server.addr, pki.ca_pem());
+    (server, pki, client)
+}
+
+async fn post_json(client: &Client, path: &str, body: &Value) -> Value {
+    let resp = client.post(path, body.to_string()).await.expect("request");
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    assert_eq!(resp.content_type, "application/json");
+    resp.json()
+}
+
+fn assert_envelope(resp: &Value, uid: &str) {
+    assert_eq!(resp["apiVersion"], "admission.k8s.io/v1");
+    assert_eq!(resp["kind"], "AdmissionReview");
+    assert_eq!(resp["response"]["uid"], uid);
+    assert!(resp.get("request").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gpu_pod_in_ai_is_mutated_and_the_patch_applies() {
+    let (server, _pki, client) = server().await;
+    let pod = gpu_pod("trainer", "ai", "1");
+    let resp = post_json(&client, "/mutate", &review("uid-mutate-1", "CREATE", "ai", &pod)).await;
+    assert_envelope(&resp, "uid-mutate-1");
+    let r = &resp["response"];
+    assert_eq!(r["allowed"], true);
+    assert_eq!(r["patchType"], "JSONPatch");
+    let patched = apply_patch(&resp, &pod);
+    let spec = &patched["spec"];
+    assert_eq!(spec["nodeSelector"]["node-type"], "gpu-worker");
+    let tolerations = spec["tolerations"].as_array().expect("tolerations");
+    assert!(
+        tolerations.contains(&json!({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"})),
+        "{tolerations:?}"
+    );
+    assert_eq!(spec["priorityClassName"], "high-priority");
+    assert_eq!(spec["priority"], 1_000_000);
+    assert_eq!(spec["preemptionPolicy"], "PreemptLowerPriority");
+
+    // The mutated pod passes validation; mutating it again adds nothing (idempotent).
+    let resp = post_json(&client, "/validate", &review("uid-mutate-2", "CREATE", "ai", &patched)).await;
+    assert_eq!(resp["response"]["allowed"], true, "{resp}");
+    let resp = post_json(&client, "/mutate", &review("uid-mutate-3", "CREATE", "ai", &patched)).await;
+    assert_eq!(resp["response"]["allowed"], true);
+    assert!(
+        resp["response"].get("patch").is_none(),
+        "second pass patched again: {resp}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn denials_carry_403_and_every_violation() {
+    let (server, _pki, client) = server().await;
+    let cases = [
+        (host_path_pod("root", "default", "/"), "HOSTPATH_NOT_ALLOWED"),
+        (gpu_pod("greedy", "ai", "5"), "SLICES_CONTAINER_EXCEEDED"),
+    ];
+    for (i, (object, code)) in cases.iter().enumerate() {
+        let uid = format!("uid-deny-{i}");
+        let ns = object["metadata"]["namespace"].as_str().unwrap();
+        let resp = post_json(&client, "/validate", &review(&uid, "CREATE", ns, object)).await;
+        assert_envelope(&resp, &uid);
+        let r = &resp["response"];
+        assert_eq!(r["allowed"], false, "{resp}");
+        assert_eq!(r["status"]["code"], 403);
+        let message = r["status"]["message"].as_str().unwrap();
+        assert!(message.contains(&format!("[{code}]")), "{message}");
+        assert!(r.get("patch").is_none());
+    }
+
+    // Several violations in one object: all are listed, each with its code and path.
+    let mut pod = gpu_pod("both", "ai", "5");
+    pod["spec"]["nodeSelector"] = json!({"node-type": "cpu"});
+    pod["spec"]["volumes"] = json!([{"name": "root", "hostPath": {"path": "/"}}]);
+    let resp = post_json(&client, "/validate", &review("uid-multi", "CREATE", "ai", &pod)).await;
+    let message = resp["response"]["status"]["message"].as_str().unwrap().to_string();
+    for code in [
+        "PLACEMENT_CONFLICT",
+        "SLICES_CONTAINER_EXCEEDED",
+        "HOSTPATH_NOT_ALLOWED",
+    ] {
+        assert!(
+            message.contains(&format!("[{code}] spec.")),
+            "{code} missing from {message}"
+        );
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn placement_conflict_is_denied() {
+    let (server, _pki, client) = server().await;
+    let mut pod = gpu_pod("cpu-node", "ml", "1");
+    pod["spec"]["nodeSelector"] = json!({"node-type": "cpu"});
+    let resp = post_json(&client, "/validate", &review("uid-conflict", "CREATE", "ml", &pod)).await;
+    assert_eq!(resp["response"]["allowed"], false);
+    assert!(
+        resp["response"]["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("[PLACEMENT_CONFLICT]")
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controllers_get_warnings_not_patches() {
+    let (server, _pki, client) = server().await;
+    let pod = gpu_pod("x", "ml", "1");
+    let deployment = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "llm", "namespace": "ml"},
+        "spec": {"selector": {"matchLabels": {"app": "llm"}},
+                 "template": {"metadata": {"labels": {"app": "llm"}}, "spec": pod["spec"].clone()}}
+    });
+    for op in ["CREATE", "UPDATE"] {
+        let uid = format!("uid-dep-{op}");
+        let resp = post_json(&client, "/validate", &review(&uid, op, "ml", &deployment)).await;
+        assert_envelope(&resp, &uid);
+        let r = &resp["response"];
+        assert_eq!(r["allowed"], true, "{resp}");
+        assert!(r.get("patch").is_none());
+        let warnings = r["warnings"].as_array().expect("warnings");
+        assert!(!warnings.is_empty());
+        for w in warnings {
+            let w = w.as_str().unwrap();
+            assert!(w.chars().count() <= 120, "warning too long: {w}");
+            assert!(!w.to_ascii_lowercase().starts_with("warning:"), "{w}");
+        }
+        let resp = post_json(&client, "/mutate", &review(&uid, op, "ml", &deployment)).await;
+        assert!(
+            resp["response"].get("patch").is_none(),
+            "templates are not patched by default: {resp}"
+        );
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skipped_requests_are_allowed_untouched() {
+    let (server, _pki, client) = server().await;
+    let bad = host_path_pod("root", "default", "/");
+    let gpu = gpu_pod("g", "ai", "1");
+    let mut cases = Vec::new();
+    // DELETE and CONNECT
+    let mut del = review("s-delete", "DELETE", "default", &bad);
+    del["request"]["oldObject"] = del["request"]["object"].take();
+    cases.push(("delete", del));
+    let mut connect = review("s-connect", "CONNECT", "default", &bad);
+    connect["request"]["object"] = json!({"apiVersion": "v1", "kind": "PodExecOptions", "command": ["sh"]});
+    connect["request"]["kind"] = json!({"group": "", "version": "v1", "kind": "PodExecOptions"});
+    connect["request"]["subResource"] = json!("exec");
+    cases.push(("connect", connect));
+    // Subresources
+    for sub in ["status", "binding", "ephemeralcontainers"] {
+        let mut r = review(&format!("s-{sub}"), "UPDATE", "default", &bad);
+        r["request"]["subResource"] = json!(sub);
+        cases.push(("subresource", r));
+    }
+    // Exempt namespaces
+    cases.push((
+        "exempt",
+        review(
+            "s-kube-system",
+            "CREATE",
+            "kube-system",
+            &host_path_pod("x", "kube-system", "/"),
+        ),
+    ));
+    cases.push((
+        "exempt",
+        review(
+            "s-gpu-operator",
+            "CREATE",
+            "gpu-operator",
+            &gpu_pod("x", "gpu-operator", "9"),
+        ),
+    ));
+    // Kinds the policy does not cover
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "ai"},
+                    "data": {"hostPath": "/"}});
+    cases.push(("uncovered", review("s-configmap", "CREATE", "ai", &cm)));
+    // A Pod UPDATE is never patched.
+    cases.push(("pod update", review("s-pod-update", "UPDATE", "ai", &gpu)));
+
+    for (what, body) in &cases {
+        for path in ["/mutate", "/validate"] {
+            let uid = body["request"]["uid"].as_str().unwrap();
+            let resp = post_json(&client, path, body).await;
+            assert_envelope(&resp, uid);
+            if *what == "pod update" && path == "/validate" {
+                continue; // validated like any update; only the patch matters here
+            }
+            assert_eq!(resp["response"]["allowed"], true, "{what} {path}: {resp}");
+            assert!(resp["response"].get("patch").is_none(), "{what} {path}: {resp}");
+            assert!(resp["response"].get("patchType").is_none(), "{what} {path}: {resp}");
+        }
+    }
+    let text = metrics_text(&server).await;
+    assert!(
+        metric(
+            &text,
+            r#"gpu_admission_requests_total{endpoint="mutate",kind="Pod",operation="DELETE",decision="skipped",dry_run="false"}"#
+        ) >= 1.0,
+        "{text}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_is_handled_identically_and_labelled() {
+    let (server, _pki, client) = server().await;
+    let pod = gpu_pod("dry", "ai", "1");
+    let mut body = review("uid-dry", "CREATE", "ai", &pod);
+    let real = post_json(&client, "/mutate", &body).await;
+    body["request"]["dryRun"] = json!(true);
+    let dry = post_json(&client, "/mutate", &body).await;
+    assert_eq!(real, dry, "dry run answered differently");
+    let text = metrics_text(&server).await;
+    let label = |d: &str| {
+        format!(
+            r#"gpu_admission_requests_total{{endpoint="mutate",kind="Pod",operation="CREATE",decision="mutated",dry_run="{d}"}}"#
+        )
+    };
+    assert_eq!(metric(&text, &label("true")), 1.0, "{text}");
+    assert_eq!(metric(&text, &label("false")), 1.0, "{text}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recorded_bench_reviews() {
+    let (server, _pki, client) = server().await;
+    let dir = shared_dir().join("bench");
+    let pod: Value = serde_json::from_slice(&std::fs::read(dir.join("review-pod.json")).unwrap()).unwrap();
+    let big: Value = serde_json::from_slice(&std::fs::read(dir.join("review-big.json")).unwrap()).unwrap();
+    for (body, path) in [
+        (&pod, "/mutate"),
+        (&pod, "/validate"),
+        (&big, "/validate"),
+        (&big, "/mutate"),
+    ] {
+        let resp = post_json(&client, path, body).await;
+        assert_envelope(&resp, body["request"]["uid"].as_str().unwrap());
+        if path == "/mutate" && resp["response"].get("patch").is_some() {
+            assert_eq!(resp["response"]["patchType"], "JSONPatch");
+            apply_patch(&resp, &body["request"]["object"]);
+        }
+    }
+    // The recorded pod already carries everything the policy wants.
+    let resp = post_json(&client, "/validate", &pod).await;
+    assert_eq!(resp["response"]["allowed"], true, "{resp}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_http1_and_http2() {
+    let pki = Pki::new();
+    let server = start(config(&pki)).await;
+    let pod = review("ka", "CREATE", "ai", &gpu_pod("ka", "ai", "1")).to_string();
+
+    // HTTP/1.1: several reviews on one connection.
+    let conn = Client::new(server.addr, pki.ca_pem()).connect().await.unwrap();
+    assert_eq!(conn.alpn.as_deref(), Some(&b"http/1.1"[..]));
+    let mut h1 = conn.into_http().await.unwrap();
+    for _ in 0..5 {
+        let resp = h1.request("POST", "/mutate", pod.clone().into()).await.unwrap();
+        assert_eq!(resp.status, 200);
+        assert_eq!(resp.json()["response"]["uid"], "ka");
+    }
+
+    // HTTP/2 by ALPN: concurrent streams on one connection.
+    let client = Client::with_alpn(server.addr, pki.ca_pem(), vec![b"h2".to_vec(), b"http/1.1".to_vec()]);
+    let conn = client.connect().await.unwrap();
+    assert_eq!(conn.alpn.as_deref(), Some(&b"h2"[..]));
+    let h2 = conn.into_http().await.unwrap();
+    let common::Http::H2(send) = h2 else { panic!("not h2") };
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let mut h = common::Http::H2(send.clone());
+        let body = pod.clone();
+        tasks.push(tokio::spawn(
+            async move { h.request("POST", "/mutate", body.into()).await },
+        ));
+    }
+    for t in tasks {
+        let resp = t.await.unwrap().unwrap();
+        assert_eq!(resp.status, 200);
+        assert_eq!(resp.json()["response"]["patchType"], "JSONPatch");
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_livez_and_metrics() {
+    let (server, pki, client) = server().await;
+    assert_eq!(admin_get(server.admin_addr, "/livez").await.status, 200);
+    let ready = admin_get(server.admin_addr, "/readyz").await;
+    assert_eq!(ready.status, 200, "{}", String::from_utf8_lossy(&ready.body));
+    assert_eq!(admin_get(server.admin_addr, "/nope").await.status, 404);
+
+    post_json(
+        &client,
+        "/validate",
+        &review("m1", "CREATE", "default", &host_path_pod("r", "default", "/")),
+    )
+    .await;
+    post_json(
+        &client,
+        "/mutate",
+        &review("m2", "CREATE", "ai", &gpu_pod("g", "ai", "1")),
+    )
+    .await;
+    let resp = client.post("/validate", "nope").await.unwrap();
+    assert_eq!(resp.status, 400);
+
+    let m = admin_get(server.admin_addr, "/metrics").await;
+    assert_eq!(m.status, 200);
+    assert!(
+        m.content_type.starts_with("application/openmetrics-text"),
+        "{}",
+        m.content_type
+    );
+    let text = String::from_utf8(m.body).unwrap();
+    let has = |s: &str| assert!(metric(&text, s) >= 1.0, "missing {s} in\n{text}");
+    has(
+        r#"gpu_admission_requests_total{endpoint="validate",kind="Pod",operation="CREATE",decision="denied",dry_run="false"}"#,
+    );
+    has(
+        r#"gpu_admission_requests_total{endpoint="mutate",kind="Pod",operation="CREATE",decision="mutated",dry_run="false"}"#,
+    );
+    has(
+        r#"gpu_admission_violations_total{endpoint="validate",rule="hostPath",code="HOSTPATH_NOT_ALLOWED",action="deny"}"#,
+    );
+    has(r#"gpu_admission_request_duration_seconds_count{endpoint="validate"}"#);
+    has(r#"gpu_admission_request_duration_seconds_bucket{le="+Inf",endpoint="mutate"}"#);
+    has(r#"gpu_admission_reloads_total{target="certificate",result="success"}"#);
+    has(r#"gpu_admission_reloads_total{target="policy",result="success"}"#);
+    has(r#"gpu_admission_request_errors_total{cause="not_json"}"#);
+    let not_after = metric(&text, "gpu_admission_certificate_not_after_seconds");
+    let expected = gpu_admission::certs::not_after_unix(&leaf_der(&std::fs::read_to_string(&pki.cert_path).unwrap()));
+    assert_eq!(not_after as i64, expected.unwrap());
+    assert!(text.trim_end().ends_with("# EOF"));
+    server.shutdown().await;
+}
