@@ -188,6 +188,9 @@ impl Client {
             }
         };
         cfg.alpn_protocols = alpn;
+        // Every connect is a full handshake, so it shows the certificate served now (a resumed
+        // TLS 1.3 session reports the certificate of the session it resumes).
+        cfg.resumption = rustls::client::Resumption::disabled();
         Self {
             addr,
             connector: TlsConnector::from(Arc::new(cfg)),

@@ -1,0 +1,268 @@
+//! Reload without restart: certificate rotation (plain rewrite via polling, `..data` symlink swap
+//! via the directory watch) with a client loop running throughout, mismatched or broken pairs kept
+//! out, the server starting unready until its certificate appears, and policy reload.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::*;
+use gpu_admission::server::RunningServer;
+use serde_json::Value;
+
+/// Sends reviews on fresh connections until `stop`, for at most 2000 requests. Returns
+/// (requests, failures).
+fn client_loop(client: Client, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<(usize, Vec<String>)> {
+    tokio::spawn(async move {
+        let body = review("loop", "CREATE", "ai", &gpu_pod("l", "ai", "1")).to_string();
+        let (mut n, mut failures) = (0, Vec::new());
+        while !stop.load(Ordering::Relaxed) && n < 2000 {
+            match client.post("/mutate", body.clone()).await {
+                Ok(r) if r.status == 200 => {}
+                Ok(r) => failures.push(format!("status {}", r.status)),
+                Err(e) => failures.push(e),
+            }
+            n += 1;
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        (n, failures)
+    })
+}
+
+async fn served_leaf(client: &Client) -> Vec<u8> {
+    client.connect().await.expect("handshake").peer_leaf
+}
+
+async fn wait_for_leaf(client: &Client, want: &[u8], what: &str) {
+    eventually(what, || async { (served_leaf(client).await == want).then_some(()) }).await;
+}
+
+async fn reload_count(server: &RunningServer, target: &'static str, ok: bool) -> u64 {
+    server.metrics().reload_count(target, ok)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewritten_files_are_picked_up_by_polling_without_failed_requests() {
+    let pki = Pki::new();
+    let mut cfg = config(&pki);
+    cfg.watch_files = false; // polling alone
+    cfg.reload_poll = Duration::from_millis(100);
+    let server = start(cfg).await;
+    let client = Client::new(server.addr, pki.ca_pem());
+    let first = served_leaf(&client).await;
+    assert_eq!(first, leaf_der(&std::fs::read_to_string(&pki.cert_path).unwrap()));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let running = client_loop(client.clone(), stop.clone());
+    let mut previous = first;
+    for round in 0..3 {
+        let next = pki.issue();
+        pki.write_pair(&next);
+        let want = leaf_der(&next.cert_pem);
+        assert_ne!(want, previous);
+        wait_for_leaf(&client, &want, &format!("rotation {round} served")).await;
+        previous = want;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (requests, failures) = running.await.unwrap();
+    assert!(requests > 0);
+    assert!(
+        failures.is_empty(),
+        "{} of {requests} requests failed during rotation: {failures:?}",
+        failures.len()
+    );
+    assert!(reload_count(&server, "certificate", true).await >= 4); // initial + 3
+    let text = metrics_text(&server).await;
+    let not_after = metric(&text, "gpu_admission_certificate_not_after_seconds") as i64;
+    assert_eq!(Some(not_after), gpu_admission::certs::not_after_unix(&previous));
+    server.shutdown().await;
+}
+
+/// Lays out `dir` like a Secret volume: `..<ts>/` with the files, `..data -> ..<ts>`, and
+/// `tls.crt -> ..data/tls.crt`, `tls.key -> ..data/tls.key`. Swaps `..data` atomically.
+fn secret_volume_write(dir: &Path, generation: u32, cert_pem: &str, key_pem: &str) {
+    let ts = format!("..2026_11_28_00_00_{generation:02}.000000000");
+    let ts_dir = dir.join(&ts);
+    std::fs::create_dir(&ts_dir).unwrap();
+    std::fs::write(ts_dir.join("tls.crt"), cert_pem).unwrap();
+    std::fs::write(ts_dir.join("tls.key"), key_pem).unwrap();
+    let tmp = dir.join("..data_tmp");
+    std::os::unix::fs::symlink(&ts, &tmp).unwrap();
+    let old = std::fs::read_link(dir.join("..data")).ok();
+    std::fs::rename(&tmp, dir.join("..data")).unwrap();
+    for name in ["tls.crt", "tls.key"] {
+        let link = dir.join(name);
+        if std::fs::symlink_metadata(&link).is_err() {
+            std::os::unix::fs::symlink(Path::new("..data").join(name), &link).unwrap();
+        }
+    }
+    if let Some(old) = old {
+        std::fs::remove_dir_all(dir.join(old)).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_volume_symlink_swap_is_seen_by_the_watch() {
+    let pki = Pki::new();
+    let vol = tempfile::tempdir().unwrap();
+    let first = pki.issue();
+    secret_volume_write(vol.path(), 1, &first.cert_pem, &first.key_pem);
+    let mut cfg = config(&pki);
+    cfg.tls_cert = vol.path().join("tls.crt");
+    cfg.tls_key = vol.path().join("tls.key");
+    cfg.reload_poll = Duration::from_secs(3600); // the watch alone
+    let server = start(cfg).await;
+    let client = Client::new(server.addr, pki.ca_pem());
+    assert_eq!(served_leaf(&client).await, leaf_der(&first.cert_pem));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let running = client_loop(client.clone(), stop.clone());
+    for generation in 2..5 {
+        let next = pki.issue();
+        secret_volume_write(vol.path(), generation, &next.cert_pem, &next.key_pem);
+        wait_for_leaf(
+            &client,
+            &leaf_der(&next.cert_pem),
+            &format!("generation {generation} served"),
+        )
+        .await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (requests, failures) = running.await.unwrap();
+    assert!(requests > 0);
+    assert!(
+        failures.is_empty(),
+        "{} of {requests} requests failed during rotation: {failures:?}",
+        failures.len()
+    );
+    assert_eq!(reload_count(&server, "certificate", false).await, 0);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mismatched_or_broken_pair_keeps_the_old_one() {
+    let pki = Pki::new();
+    let server = start(config(&pki)).await;
+    let client = Client::new(server.addr, pki.ca_pem());
+    let original = served_leaf(&client).await;
+
+    // A key that belongs to another certificate.
+    let stranger = pki.issue();
+    write_atomic(&pki.key_path, stranger.key_pem.as_bytes());
+    eventually("mismatch counted", || async {
+        (reload_count(&server, "certificate", false).await >= 1).then_some(())
+    })
+    .await;
+    assert_eq!(served_leaf(&client).await, original, "a mismatched pair was swapped in");
+    let body = review("after-mismatch", "CREATE", "ai", &gpu_pod("p", "ai", "1")).to_string();
+    assert_eq!(client.post("/mutate", body.clone()).await.unwrap().status, 200);
+
+    // A certificate file that is not PEM.
+    write_atomic(&pki.cert_path, b"-----BEGIN CERTIFICATE-----\nnot base64\n");
+    eventually("broken file counted", || async {
+        (reload_count(&server, "certificate", false).await >= 2).then_some(())
+    })
+    .await;
+    assert_eq!(served_leaf(&client).await, original);
+    let text = metrics_text(&server).await;
+    assert!(
+        metric(
+            &text,
+            r#"gpu_admission_reloads_total{target="certificate",result="failure"}"#
+        ) >= 2.0,
+        "{text}"
+    );
+    assert!(
+        admin_get(server.admin_addr, "/readyz").await.status == 200,
+        "still ready with the old pair"
+    );
+
+    // A good pair again is taken.
+    let good = pki.issue();
+    pki.write_pair(&good);
+    wait_for_leaf(&client, &leaf_der(&good.cert_pem), "the good pair served").await;
+    assert_eq!(client.post("/mutate", body).await.unwrap().status, 200);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unready_until_the_certificate_appears() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&pki);
+    cfg.tls_cert = dir.path().join("tls.crt");
+    cfg.tls_key = dir.path().join("tls.key");
+    let server = start(cfg).await;
+    let ready = admin_get(server.admin_addr, "/readyz").await;
+    assert_eq!(ready.status, 503);
+    assert!(String::from_utf8_lossy(&ready.body).contains("certificate"));
+    assert_eq!(admin_get(server.admin_addr, "/livez").await.status, 200);
+    let client = Client::new(server.addr, pki.ca_pem());
+    assert!(
+        client.connect().await.is_err(),
+        "handshake without a certificate must fail"
+    );
+
+    let pair = pki.issue();
+    std::fs::write(dir.path().join("tls.key"), &pair.key_pem).unwrap();
+    std::fs::write(dir.path().join("tls.crt"), &pair.cert_pem).unwrap();
+    eventually("ready", || async {
+        (admin_get(server.admin_addr, "/readyz").await.status == 200).then_some(())
+    })
+    .await;
+    let body = review("late", "CREATE", "ai", &gpu_pod("p", "ai", "1")).to_string();
+    assert_eq!(client.post("/mutate", body).await.unwrap().status, 200);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_reload_changes_a_decision_without_restart() {
+    let pki = Pki::new();
+    let policy_dir = tempfile::tempdir().unwrap();
+    let policy_path = policy_dir.path().join("policy.yaml");
+    let default = gpu_admission::policy::DEFAULT_POLICY_YAML;
+    std::fs::write(&policy_path, default).unwrap();
+    let mut cfg = config(&pki);
+    cfg.policy = Some(policy_path.clone());
+    let server = start(cfg).await;
+    let client = Client::new(server.addr, pki.ca_pem());
+    let body = review("pol", "CREATE", "default", &host_path_pod("r", "default", "/")).to_string();
+    let decide = || async {
+        let resp = client.post("/validate", body.clone()).await.unwrap();
+        assert_eq!(resp.status, 200);
+        resp.json()
+    };
+    assert_eq!(decide().await["response"]["allowed"], false);
+
+    // hostPath: deny -> warn
+    let section = default.find("  hostPath:\n").expect("hostPath section");
+    let mut relaxed = default.to_string();
+    let action = section + relaxed[section..].find("action: deny").expect("hostPath action");
+    relaxed.replace_range(action..action + "action: deny".len(), "action: warn");
+    write_atomic(&policy_path, relaxed.as_bytes());
+    let resp: Value = eventually("policy reloaded", || async {
+        let r = decide().await;
+        (r["response"]["allowed"] == true).then_some(r)
+    })
+    .await;
+    let warnings = resp["response"]["warnings"]
+        .as_array()
+        .expect("a warning instead of a denial");
+    assert!(!warnings.is_empty());
+
+    // An invalid policy is not taken: the decision stays, the failure is counted.
+    write_atomic(
+        &policy_path,
+        b"apiVersion: gpu-admission.io/v1alpha1\nkind: Policy\nnoSuchKey: 1\n",
+    );
+    eventually("failure counted", || async {
+        (reload_count(&server, "policy", false).await >= 1).then_some(())
+    })
+    .await;
+    assert_eq!(decide().await["response"]["allowed"], true);
+    assert!(reload_count(&server, "policy", true).await >= 2);
+    server.shutdown().await;
+}
