@@ -84,13 +84,18 @@ pub struct CertSet {
 impl CertSet {
     /// A new CA and serving certificate in `dir`.
     pub fn new_ca(dir: &Path) -> CertSet {
-        run_certs(dir, false);
+        run_certs(dir, false, 2);
         CertSet { dir: dir.to_path_buf() }
     }
 
     /// A new serving certificate from the CA already in `self.dir` (the CA stays).
     pub fn reissue(&self) {
-        run_certs(&self.dir, true);
+        run_certs(&self.dir, true, 2);
+    }
+
+    /// Like [`CertSet::reissue`], valid for `days` (so that its notAfter differs).
+    pub fn reissue_valid_days(&self, days: u32) {
+        run_certs(&self.dir, true, days);
     }
 
     pub fn ca_pem(&self) -> String {
@@ -110,11 +115,12 @@ fn read(p: &Path) -> String {
     fs::read_to_string(p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
 }
 
-fn run_certs(dir: &Path, reuse_ca: bool) {
+fn run_certs(dir: &Path, reuse_ca: bool, days: u32) {
     let mut cmd = Command::new(BIN);
     cmd.args(["certs", "--out"])
         .arg(dir)
-        .args(["--host", "127.0.0.1", "--host", "localhost", "--valid-days", "2"]);
+        .args(["--host", "127.0.0.1", "--host", "localhost", "--valid-days"])
+        .arg(days.to_string());
     if reuse_ca {
         cmd.arg("--reuse-ca");
     }

@@ -1,0 +1,226 @@
+//! Rotating the webhook's serving certificate, and then its CA and the configurations' caBundle,
+//! while the API server keeps sending reviews loses no request.
+//!
+//! The certificate files are published the way the kubelet updates a Secret volume that
+//! cert-manager rewrote (`..data` symlink swap). The CA rotation is done in the only order that
+//! cannot fail: trust both CAs, serve the new certificate, then trust only the new CA.
+//! Each step waits until it took effect (the server's reload counter; the API server using the
+//! new configuration version) and until more requests went through, without sleeping.
+
+#[path = "e2e/harness.rs"]
+mod harness;
+#[path = "e2e/webhook.rs"]
+mod webhook;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use harness::{Output, kubectl};
+use webhook::{CertSet, WAIT, Webhook, WebhookOptions, fixture, s};
+
+/// Upper bound of requests per load thread (the loop stops earlier, when the test is done).
+const MAX_REQUESTS: usize = 5_000;
+
+struct Load {
+    done: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    results: Arc<Mutex<Vec<(&'static str, Output)>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    /// Threads sending dry-run creates in a loop: a GPU Pod (mutating + validating webhooks) and
+    /// a GPU Deployment (validating webhook, warnings).
+    fn start() -> Load {
+        let done = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let results = Arc::new(Mutex::new(Vec::new()));
+        let mut threads = Vec::new();
+        for what in ["pod", "deployment"] {
+            let (done, stop, results) = (done.clone(), stop.clone(), results.clone());
+            threads.push(std::thread::spawn(move || {
+                let (file, ns) = match what {
+                    "pod" => (fixture("gpu-pod.yaml"), "ai"),
+                    _ => (
+                        webhook::corpus("34-vllm-docs-mistral-7b-gpu-deployment.yaml"),
+                        "default",
+                    ),
+                };
+                for _ in 0..MAX_REQUESTS {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let out = kubectl(
+                        &["create", "--dry-run=server", "-n", ns, "-o", "json", "-f", s(&file)],
+                        None,
+                    );
+                    results.lock().unwrap().push((what, out));
+                    done.fetch_add(1, Ordering::SeqCst);
+                }
+            }));
+        }
+        Load {
+            done,
+            stop,
+            results,
+            threads,
+        }
+    }
+
+    /// Waits until `n` more requests have been answered.
+    fn wait_for_more(&self, n: usize, during: &str) {
+        let target = self.done.load(Ordering::SeqCst) + n;
+        let deadline = Instant::now() + WAIT;
+        while self.done.load(Ordering::SeqCst) < target {
+            assert!(Instant::now() < deadline, "requests stopped flowing during {during}");
+            assert!(
+                self.threads.iter().any(|t| !t.is_finished()),
+                "load threads ended during {during}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    fn finish(self) -> Vec<(&'static str, Output)> {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.threads {
+            t.join().expect("load thread panicked");
+        }
+        Arc::try_unwrap(self.results).expect("results").into_inner().unwrap()
+    }
+}
+
+/// A request answered as the webhook answers when it is reachable.
+fn answered_by_webhook(what: &str, out: &Output) -> bool {
+    if out.code != 0 {
+        return false;
+    }
+    let Ok(obj) = serde_json::from_str::<serde_json::Value>(&out.stdout) else {
+        return false;
+    };
+    match what {
+        // Mutated (mutating webhook reached) and admitted (validating webhook reached).
+        "pod" => {
+            obj["spec"]["nodeSelector"]["node-type"] == "gpu-worker"
+                && obj["spec"]["priority"] == 1_000_000
+                && out.stderr.is_empty()
+        }
+        // Admitted with the validating webhook's warnings.
+        _ => obj["kind"] == "Deployment" && out.stderr.contains("Warning: PLACEMENT_MISSING: "),
+    }
+}
+
+fn wait_for_certificate_reload(w: &Webhook, successes: f64, step: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let n = w.metric(
+            "gpu_admission_reloads_total",
+            &[("target", "certificate"), ("result", "success")],
+        );
+        if n >= successes {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{step}: the webhook did not reload its certificate ({n} successful loads):\n{}",
+            w.log_tail(20)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn rotating_certificate_and_ca_loses_no_request() {
+    harness::shared();
+    webhook::ensure_namespaces(&["ai"]);
+    let mut w = Webhook::start(WebhookOptions::default());
+    let ca1 = w.certs.ca_pem();
+    let mut configs = webhook::render_local_overlay(w.port, &ca1);
+    webhook::apply_webhook_configurations(&configs);
+    let loads = |w: &Webhook| {
+        w.metric(
+            "gpu_admission_reloads_total",
+            &[("target", "certificate"), ("result", "success")],
+        )
+    };
+    let not_after = |w: &Webhook| w.metric("gpu_admission_certificate_not_after_seconds", &[]);
+    let mut expected_loads = loads(&w);
+    assert!(expected_loads >= 1.0, "the initial certificate load is counted");
+
+    let load = Load::start();
+    load.wait_for_more(4, "start");
+
+    // 1. A new serving certificate from the same CA (cert-manager renewing it).
+    let before = not_after(&w);
+    // A different validity, so that the served certificate is visibly another one.
+    w.certs.reissue_valid_days(3);
+    let (cert, key) = (w.certs.cert_pem(), w.certs.key_pem());
+    w.volume.publish(&cert, &key);
+    expected_loads += 1.0;
+    wait_for_certificate_reload(&w, expected_loads, "certificate renewal");
+    assert_ne!(not_after(&w), before, "the served certificate did not change");
+    load.wait_for_more(6, "certificate renewal");
+
+    // 2. A new CA. a) trust both CAs. The API server keeps one client (and its keep-alive
+    //    connections) per caBundle: a new bundle means new connections, so from here on the
+    //    renewed certificate of step 1 is verified by fresh TLS handshakes.
+    let ca2_set = CertSet::new_ca(&w.dir.join("ca2"));
+    let ca2 = ca2_set.ca_pem();
+    webhook::set_ca_bundle(&mut configs, &format!("{ca1}{ca2}"));
+    webhook::apply_webhook_configurations(&configs);
+    load.wait_for_more(6, "caBundle = old CA + new CA");
+
+    // b) serve a certificate from the new CA.
+    w.volume.publish(&ca2_set.cert_pem(), &ca2_set.key_pem());
+    expected_loads += 1.0;
+    wait_for_certificate_reload(&w, expected_loads, "certificate from the new CA");
+    load.wait_for_more(6, "serving from the new CA");
+
+    // c) trust only the new CA (new connections from the API server must verify against it).
+    webhook::set_ca_bundle(&mut configs, &ca2);
+    webhook::apply_webhook_configurations(&configs);
+    load.wait_for_more(6, "caBundle = new CA");
+
+    let results = load.finish();
+    let failed: Vec<_> = results
+        .iter()
+        .filter(|(what, out)| !answered_by_webhook(what, out))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed during the rotation; first: {:?}\nwebhook log:\n{}",
+        failed.len(),
+        results.len(),
+        failed.first(),
+        w.log_tail(30)
+    );
+    assert!(results.len() >= 34, "{} requests", results.len());
+
+    // Negative control: a caBundle the API server has not used before makes it open new
+    // connections, and a CA that did not issue the served certificate fails them (validating
+    // webhook: Fail). (The API server keeps one client per caBundle, with its keep-alive
+    // connections: going back to the old CA could reuse a connection verified before.)
+    let other = CertSet::new_ca(&w.dir.join("ca3"));
+    webhook::set_ca_bundle(&mut configs, &other.ca_pem());
+    webhook::apply_webhook_configurations(&configs);
+    let out = kubectl(
+        &[
+            "create",
+            "--dry-run=server",
+            "-n",
+            "ai",
+            "-f",
+            s(&fixture("gpu-pod.yaml")),
+        ],
+        None,
+    );
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("failed calling webhook \"pods.validate.gpu-admission.io\"")
+            && out.stderr.contains("x509: certificate signed by unknown authority"),
+        "{out:?}"
+    );
+    w.stop();
+}
