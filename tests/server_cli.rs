@@ -1,0 +1,218 @@
+//! The server's command-line shells: `gpu-admission review` (exit 0 with the response review, 2 on
+//! bad input), `gpu-admission certs` (PEM files, 0600 keys, caBundle on stdout), and `serve`'s
+//! start-up errors.
+
+mod common;
+
+use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt as _;
+use std::process::{Command, Output, Stdio};
+
+use base64::Engine as _;
+use rustls::client::danger::ServerCertVerifier as _;
+use common::*;
+use serde_json::Value;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_gpu-admission"))
+}
+
+fn run_with_stdin(mut cmd: Command, stdin: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn review_prints_the_response_review() {
+    let dir = tempfile::tempdir().unwrap();
+    let pod = gpu_pod("p", "ai", "1");
+    let file = dir.path().join("review.json");
+    std::fs::write(&file, review("cli-1", "CREATE", "ai", &pod).to_string()).unwrap();
+
+    let out = bin()
+        .args(["review", "--endpoint", "mutate"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let resp: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(resp["response"]["uid"], "cli-1");
+    assert_eq!(resp["response"]["patchType"], "JSONPatch");
+    let patched = apply_patch(&resp, &pod);
+    assert_eq!(patched["spec"]["nodeSelector"]["node-type"], "gpu-worker");
+
+    // Default endpoint: validate; `-` reads stdin.
+    let bad = review("cli-2", "CREATE", "default", &host_path_pod("r", "default", "/")).to_string();
+    let mut cmd = bin();
+    cmd.args(["review", "-", "--compact"]);
+    let out = run_with_stdin(cmd, bad.as_bytes());
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.trim().lines().count(), 1, "--compact is one line");
+    let resp: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(resp["response"]["allowed"], false);
+    assert_eq!(resp["response"]["status"]["code"], 403);
+}
+
+#[test]
+fn review_exits_2_on_bad_input() {
+    for (input, code) in [
+        (&b"not json"[..], "not_json"),
+        (b"{}", "wrong_api_version"),
+        (b"", "empty_body"),
+    ] {
+        let mut cmd = bin();
+        cmd.arg("review");
+        let out = run_with_stdin(cmd, input);
+        assert_eq!(out.status.code(), Some(2));
+        let err: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(err["code"], code);
+        assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("error[{code}]")));
+    }
+    let out = bin().args(["review", "/nonexistent/review.json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "apiVersion: gpu-admission.io/v1alpha1\nkind: Policy\nbogus: 1\n",
+    )
+    .unwrap();
+    let mut cmd = bin();
+    cmd.arg("review").arg("--policy").arg(&policy);
+    let out = run_with_stdin(cmd, b"{}");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("policy.yaml"));
+}
+
+#[test]
+fn certs_writes_pem_files_and_prints_the_ca_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("dev");
+    let out = bin()
+        .args([
+            "certs",
+            "--host",
+            "webhook.gpu-admission.svc",
+            "--host",
+            "127.0.0.1",
+            "--out",
+        ])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let bundle = String::from_utf8(out.stdout).unwrap();
+    let ca_pem = base64::engine::general_purpose::STANDARD.decode(bundle.trim()).unwrap();
+    assert_eq!(ca_pem, std::fs::read(out_dir.join("ca.crt")).unwrap());
+    for (name, mode) in [
+        ("ca.key", 0o600),
+        ("tls.key", 0o600),
+        ("ca.crt", 0o644),
+        ("tls.crt", 0o644),
+    ] {
+        let meta = std::fs::metadata(out_dir.join(name)).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, mode, "{name}");
+        let text = std::fs::read_to_string(out_dir.join(name)).unwrap();
+        assert!(text.starts_with("-----BEGIN "), "{name} is PEM");
+    }
+    // The pair loads, matches, and chains to the CA for both SANs.
+    let cert = std::fs::read_to_string(out_dir.join("tls.crt")).unwrap();
+    let key = std::fs::read_to_string(out_dir.join("tls.key")).unwrap();
+    gpu_admission::server::tls::pair_from_pem(cert.as_bytes(), key.as_bytes()).expect("a matching pair");
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from(leaf_der(
+            std::str::from_utf8(&ca_pem).unwrap(),
+        )))
+        .unwrap();
+    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        std::sync::Arc::new(roots),
+        std::sync::Arc::new(rustls::crypto::ring::default_provider()),
+    )
+    .build()
+    .unwrap();
+    let leaf = rustls::pki_types::CertificateDer::from(leaf_der(&cert));
+    for name in ["webhook.gpu-admission.svc", "127.0.0.1"] {
+        let server_name = rustls::pki_types::ServerName::try_from(name).unwrap();
+        verifier
+            .verify_server_cert(&leaf, &[], &server_name, &[], rustls::pki_types::UnixTime::now())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    // --reuse-ca keeps the bundle.
+    let again = bin()
+        .args(["certs", "--reuse-ca", "--host", "localhost", "--out"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8(again.stdout).unwrap(), bundle);
+}
+
+#[test]
+fn serve_refuses_an_invalid_policy_and_unusable_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "apiVersion: gpu-admission.io/v1alpha1\nkind: Policy\nbogus: 1\n",
+    )
+    .unwrap();
+    let pki = Pki::new();
+    let out = bin()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--policy",
+        ])
+        .arg(&policy)
+        .arg("--tls-cert")
+        .arg(&pki.cert_path)
+        .arg("--tls-key")
+        .arg(&pki.key_path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("bogus"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Neither certificate flags nor --dev.
+    let out = bin()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env_remove("GPU_ADMISSION_DEV")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    // A client CA that is not a certificate.
+    let bad_ca = dir.path().join("ca.crt");
+    std::fs::write(&bad_ca, "nope").unwrap();
+    let out = bin()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--client-ca",
+        ])
+        .arg(&bad_ca)
+        .arg("--tls-cert")
+        .arg(&pki.cert_path)
+        .arg("--tls-key")
+        .arg(&pki.key_path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ca.crt"));
+}
