@@ -266,3 +266,38 @@ async fn policy_reload_changes_a_decision_without_restart() {
     assert!(reload_count(&server, "policy", true).await >= 2);
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_slicing_reload_changes_the_slice_limit() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let ts_path = dir.path().join("time-slicing.yaml");
+    let corpus = shared_dir().join("corpus/07-time-slicing-configmap-replicas4.yaml");
+    let replicas4 = std::fs::read_to_string(corpus).unwrap();
+    std::fs::write(&ts_path, &replicas4).unwrap();
+    let mut cfg = config(&pki);
+    cfg.time_slicing = Some(ts_path.clone());
+    let server = start(cfg).await;
+    let client = Client::new(server.addr, pki.ca_pem());
+    // 6 slices in one container: over replicas 4, within replicas 8.
+    let mut pod = gpu_pod("six", "ai", "6");
+    pod["spec"]["nodeSelector"] = serde_json::json!({"node-type": "gpu-worker"});
+    let body = review("ts", "CREATE", "ai", &pod).to_string();
+    let message = |r: &Value| {
+        r["response"]["status"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let resp = client.post("/validate", body.clone()).await.unwrap().json();
+    assert!(message(&resp).contains("SLICES_CONTAINER_EXCEEDED"), "{resp}");
+
+    write_atomic(&ts_path, replicas4.replace("replicas: 4", "replicas: 8").as_bytes());
+    eventually("replicas 8 in force", || async {
+        let r = client.post("/validate", body.clone()).await.unwrap().json();
+        (!message(&r).contains("SLICES_CONTAINER_EXCEEDED")).then_some(())
+    })
+    .await;
+    assert!(reload_count(&server, "policy", true).await >= 2);
+    server.shutdown().await;
+}
