@@ -302,8 +302,8 @@ async fn bad_input_table() {
 async fn slow_clients_are_dropped() {
     let pki = Pki::new();
     let mut cfg = config(&pki);
-    cfg.header_timeout = Duration::from_millis(300);
-    cfg.body_timeout = Duration::from_millis(300);
+    cfg.header_timeout = Duration::from_millis(1000);
+    cfg.body_timeout = Duration::from_millis(1000);
     let server = start(cfg).await;
     let client = Client::new(server.addr, pki.ca_pem());
 

@@ -9,8 +9,8 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::process::{Command, Output, Stdio};
 
 use base64::Engine as _;
-use rustls::client::danger::ServerCertVerifier as _;
 use common::*;
+use rustls::client::danger::ServerCertVerifier as _;
 use serde_json::Value;
 
 fn bin() -> Command {

@@ -279,8 +279,15 @@ impl Http {
             .body(Full::new(body))
             .unwrap();
         let resp = match self {
-            Http::H1(s) => s.send_request(req).await,
-            Http::H2(s) => s.send_request(req).await,
+            Http::H1(s) => {
+                // HTTP/1.1: one request at a time; wait until the previous one is done.
+                s.ready().await.map_err(|e| format!("connection not ready: {e}"))?;
+                s.send_request(req).await
+            }
+            Http::H2(s) => {
+                s.ready().await.map_err(|e| format!("connection not ready: {e}"))?;
+                s.send_request(req).await
+            }
         }
         .map_err(|e| format!("request: {e}"))?;
         let status = resp.status().as_u16();
