@@ -300,6 +300,30 @@ fn gen_pki(dir: &Path) -> Result<Pki, String> {
     Ok(pki)
 }
 
+/// Removes temp dirs of earlier runs whose test process is gone (their reaper
+/// may have been killed before it could clean up, e.g. by a job runner that
+/// kills every leftover process). Skipped when E2E_KEEP_DIR is set.
+fn remove_stale_dirs() {
+    if std::env::var_os("E2E_KEEP_DIR").is_some_and(|v| !v.is_empty() && v != "0") {
+        return;
+    }
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("gpu-admission-e2e-")) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// `kill -s <sig> -- -<pgid>` via the shell builtin (no libc needed).
 fn signal_group(pgid: u32, sig: &str) {
     let _ = Command::new("sh")
@@ -345,6 +369,7 @@ impl ControlPlane {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or(0);
+        remove_stale_dirs();
         let dir = std::env::temp_dir().join(format!("gpu-admission-e2e-{}-{nanos}", std::process::id()));
         fs::create_dir_all(dir.join("etcd-data")).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
         // Resolve symlinks so the reaper's `rm -rf` gets the real path.
