@@ -39,6 +39,9 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn metrics_handler(State(shared): State<Arc<Shared>>) -> Response {
+    if let Some(watch) = shared.cluster.get() {
+        shared.metrics.observe_cluster(watch, shared.started_unix_ms);
+    }
     let body = shared.metrics.encode();
     (
         [(header::CONTENT_TYPE, HeaderValue::from_static(metrics::CONTENT_TYPE))],

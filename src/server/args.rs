@@ -68,6 +68,13 @@ pub struct ServeArgs {
     /// Poll interval for the certificate and policy files (directory events act at once).
     #[arg(long, env = "GPU_ADMISSION_RELOAD_POLL_MS", default_value_t = 10_000)]
     pub reload_poll_ms: u64,
+    /// Take GPU limits, PriorityClass values and Coral namespaces from the cluster (watch caches
+    /// of nodes, the device-plugin ConfigMap, priorityclasses, namespaces; in-cluster config).
+    #[arg(long, env = "GPU_ADMISSION_CLUSTER")]
+    pub cluster: bool,
+    /// With --cluster: the kubeconfig to use instead of the in-cluster service account.
+    #[arg(long, env = "GPU_ADMISSION_KUBECONFIG", value_name = "FILE", requires = "cluster")]
+    pub kubeconfig: Option<PathBuf>,
     /// Development mode: write a development CA and a serving certificate into --dev-dir
     /// (reusing the CA there), print the caBundle and webhook URLs, serve the embedded policy
     /// unless --policy is given.
@@ -119,6 +126,11 @@ pub fn run(args: ServeArgs) -> ExitCode {
     config.body_timeout = Duration::from_millis(args.body_timeout_ms.max(1));
     config.shutdown_grace = Duration::from_millis(args.shutdown_grace_ms);
     config.reload_poll = Duration::from_millis(args.reload_poll_ms.max(10));
+    if args.cluster {
+        config.cluster = Some(super::ClusterSource {
+            kubeconfig: args.kubeconfig.clone(),
+        });
+    }
     let grace = config.shutdown_grace;
 
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

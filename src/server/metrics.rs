@@ -4,6 +4,8 @@
 //! it gets the text exposition right (escaping, histogram `_bucket`/`_sum`/`_count`, `# EOF`)
 //! and its `Family` types keep label sets typed. It pulls only small crates.
 
+use std::sync::atomic::AtomicU64;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -45,6 +47,11 @@ pub struct ReloadLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResourceLabels {
+    pub resource: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabels {
     pub cause: &'static str,
 }
@@ -58,6 +65,12 @@ pub struct Metrics {
     pub cert_not_after: Gauge,
     pub reloads: Family<ReloadLabels, Counter>,
     pub errors: Family<ErrorLabels, Counter>,
+    /// `serve --cluster`: seconds since each watch's last event.
+    pub cluster_staleness: Family<ResourceLabels, Gauge<f64, AtomicU64>>,
+    /// `serve --cluster`: 1 once a watch's first list completed.
+    pub cluster_synced: Family<ResourceLabels, Gauge>,
+    /// `serve --cluster`: watch errors (each retried with backoff).
+    pub cluster_watch_errors: Family<ResourceLabels, Counter>,
 }
 
 // === impl Metrics ===
@@ -114,7 +127,30 @@ impl Metrics {
             "Requests answered with an error (4xx/5xx) or dropped, by cause",
             errors.clone(),
         );
+        let cluster_staleness = Family::<ResourceLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register_with_unit(
+            "cluster_cache_staleness",
+            "serve --cluster: time since each watch cache (nodes, configmaps, priorityclasses, \
+             namespaces) last heard from the API server",
+            Unit::Seconds,
+            cluster_staleness.clone(),
+        );
+        let cluster_synced = Family::<ResourceLabels, Gauge>::default();
+        registry.register(
+            "cluster_cache_synced",
+            "serve --cluster: 1 once a watch cache has completed its first list",
+            cluster_synced.clone(),
+        );
+        let cluster_watch_errors = Family::<ResourceLabels, Counter>::default();
+        registry.register(
+            "cluster_watch_errors",
+            "serve --cluster: watch errors by resource; the cache keeps its last state and retries",
+            cluster_watch_errors.clone(),
+        );
         Self {
+            cluster_staleness,
+            cluster_synced,
+            cluster_watch_errors,
             registry,
             requests,
             violations,
@@ -177,6 +213,23 @@ impl Metrics {
     /// The current value of an error counter.
     pub fn error_count(&self, cause: &'static str) -> u64 {
         self.errors.get_or_create(&ErrorLabels { cause }).get()
+    }
+
+    /// Copies the watch caches' health into the gauges (at scrape time).
+    pub fn observe_cluster(&self, watch: &crate::cluster::watch::ClusterWatch, started_unix_ms: u64) {
+        use std::sync::atomic::Ordering;
+        let staleness = watch.staleness_seconds(started_unix_ms);
+        for (i, resource) in crate::cluster::watch::RESOURCES.into_iter().enumerate() {
+            let labels = ResourceLabels { resource };
+            let source = &watch.sources()[i];
+            self.cluster_staleness.get_or_create(&labels).set(staleness[i]);
+            self.cluster_synced
+                .get_or_create(&labels)
+                .set(i64::from(source.synced.load(Ordering::Acquire)));
+            let counter = self.cluster_watch_errors.get_or_create(&labels);
+            let seen = source.errors.load(Ordering::Relaxed);
+            counter.inc_by(seen.saturating_sub(counter.get()));
+        }
     }
 
     /// The OpenMetrics text exposition (Prometheus reads it).

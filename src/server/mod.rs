@@ -15,6 +15,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
+use crate::cluster::watch::{ClusterWatch, now_unix_ms};
 use crate::policy::Policy;
 
 pub mod admin;
@@ -66,6 +68,8 @@ pub struct ServerConfig {
     pub reload_poll: Duration,
     /// Watch the files' directories (inotify) in addition to polling.
     pub watch_files: bool,
+    /// `serve --cluster`: take limits, priority classes and Coral namespaces from watch caches.
+    pub cluster: Option<ClusterSource>,
     /// Route `POST /debug/panic` (a handler that panics), for tests of the panic guard.
     #[doc(hidden)]
     pub debug_panic_route: bool,
@@ -87,9 +91,17 @@ impl ServerConfig {
             shutdown_grace: Duration::from_secs(20),
             reload_poll: Duration::from_secs(10),
             watch_files: true,
+            cluster: None,
             debug_panic_route: false,
         }
     }
+}
+
+/// Where `serve --cluster` finds the API server.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterSource {
+    /// A kubeconfig file; `None`: the in-cluster service account (or `KUBECONFIG`/`~/.kube/config`).
+    pub kubeconfig: Option<PathBuf>,
 }
 
 // === Shared ===
@@ -97,7 +109,13 @@ impl ServerConfig {
 /// State shared by the routes, the reloader and the admin port.
 pub struct Shared {
     pub config: ServerConfig,
+    /// The policy the routes decide with: the file's policy, with cluster facts when `--cluster`.
     pub policy: ArcSwapOption<Policy>,
+    /// The policy as loaded from the file (or the embedded default).
+    pub base_policy: ArcSwapOption<Policy>,
+    /// The watch caches (`--cluster` only), set once at start.
+    pub cluster: OnceLock<ClusterWatch>,
+    pub started_unix_ms: u64,
     pub certs: Arc<tls::CertResolver>,
     pub metrics: Metrics,
     pub shutting_down: AtomicBool,
@@ -113,10 +131,35 @@ impl Shared {
         if self.policy.load().is_none() {
             missing.push("policy not loaded");
         }
+        if self.cluster.get().is_some_and(|w| !w.synced()) {
+            missing.push("cluster caches not synced");
+        }
+        if self.config.cluster.is_some() && self.cluster.get().is_none() {
+            missing.push("cluster caches not started");
+        }
         if self.shutting_down.load(Ordering::Relaxed) {
             missing.push("shutting down");
         }
         missing
+    }
+
+    /// Installs a newly loaded base policy and republishes the effective one.
+    pub fn set_base_policy(&self, policy: Arc<Policy>) {
+        self.base_policy.store(Some(policy));
+        self.publish_policy();
+    }
+
+    /// Recomputes the effective policy: the base policy, with the caches' facts when `--cluster`.
+    /// Runs on every policy reload and cache change, never on the request path.
+    pub fn publish_policy(&self) {
+        let Some(base) = self.base_policy.load_full() else {
+            return;
+        };
+        let effective = match self.cluster.get() {
+            Some(watch) => Arc::new(base.with_cluster(Arc::new(watch.facts(base.spec())))),
+            None => base,
+        };
+        self.policy.store(Some(effective));
     }
 }
 
@@ -165,6 +208,24 @@ pub enum StartError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("TLS configuration: {0}")]
     Tls(String),
+    #[error("cluster (--cluster): {0}")]
+    Cluster(String),
+}
+
+/// A client for the API server: the kubeconfig file given, else in-cluster or the usual
+/// kubeconfig locations. Only get, list and watch are ever sent.
+async fn kube_client(source: &ClusterSource) -> Result<kube::Client, String> {
+    let config = match &source.kubeconfig {
+        Some(path) => {
+            let kubeconfig =
+                kube::config::Kubeconfig::read_from(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        None => kube::Config::infer().await.map_err(|e| e.to_string())?,
+    };
+    kube::Client::try_from(config).map_err(|e| e.to_string())
 }
 
 /// Binds the webhook and admin listeners, loads the certificate and policy (retried by the
@@ -192,6 +253,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let shared = Arc::new(Shared {
         config,
         policy: ArcSwapOption::empty(),
+        base_policy: ArcSwapOption::empty(),
+        cluster: OnceLock::new(),
+        started_unix_ms: now_unix_ms(),
         certs,
         metrics: Metrics::new(),
         shutting_down: AtomicBool::new(false),
@@ -200,6 +264,33 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     reloader.check_all();
 
     let shutdown = ShutdownHandle::new();
+    if let Some(source) = &shared.config.cluster {
+        let client = kube_client(source).await.map_err(StartError::Cluster)?;
+        let spec = match shared.base_policy.load_full() {
+            Some(p) => p.spec().clone(),
+            None => Policy::embedded_default()
+                .map_err(|e| StartError::Cluster(e.to_string()))?
+                .spec()
+                .clone(),
+        };
+        let watch = ClusterWatch::spawn(client, &spec);
+        let mut changes = watch.changes();
+        let _ = shared.cluster.set(watch);
+        shared.publish_policy();
+        let (publisher, mut stop) = (shared.clone(), shutdown.subscribe());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown::triggered(&mut stop) => break,
+                    changed = changes.changed() => {
+                        if changed.is_err() { break }
+                        publisher.publish_policy();
+                    }
+                }
+            }
+        });
+        tracing::info!(device_plugin_config = ?spec.cluster.device_plugin_config, "cluster watch caches started");
+    }
     let admin_shutdown = ShutdownHandle::new();
     let cfg = &shared.config;
     tokio::spawn(reloader.run(cfg.reload_poll, cfg.watch_files, shutdown.subscribe()));

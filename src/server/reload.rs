@@ -110,7 +110,7 @@ impl Reloader {
         match crate::policy::Policy::load_files(cfg.policy.as_deref(), cfg.time_slicing.as_deref()) {
             Ok(policy) => {
                 let origin = policy.origin().to_string();
-                self.shared.policy.store(Some(Arc::new(policy)));
+                self.shared.set_base_policy(Arc::new(policy));
                 metrics.reload("policy", true);
                 tracing::info!(
                     target: "gpu_admission::reload", %origin,
