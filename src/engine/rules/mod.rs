@@ -183,7 +183,7 @@ fn finish(mut decision: Decision, findings: Findings, subject: &Subject<'_>, ctx
             for fix in findings.fixes {
                 if patch_here {
                     let message = format!(
-                        "missing {}: the mutating webhook adds it on CREATE; add it to the manifest, or check that the mutating webhook is registered",
+                        "expected {}: the mutating webhook sets it on CREATE; set it in the manifest, or check that the mutating webhook is registered",
                         fix.summary
                     );
                     decision.violations.push(Violation {
