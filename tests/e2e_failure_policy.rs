@@ -137,7 +137,7 @@ fn each_configuration_follows_its_failure_policy() {
         1,
         &[],
         &[&format!(
-            "Error from server (Forbidden): error when creating \"{}\": admission webhook \"pods.validate.gpu-admission.io\" denied the request: gpu-admission: 3 policy violations: [PLACEMENT_MISSING] spec.nodeSelector: expected nodeSelector node-type=gpu-worker: the mutating webhook sets it on CREATE; set it in the manifest, or check that the mutating webhook is registered; [TOLERATION_MISSING] spec.tolerations: missing toleration nvidia.com/gpu:NoSchedule (operator Exists): the mutating webhook adds it on CREATE; add it to the manifest, or check that the mutating webhook is registered; [PRIORITY_MISSING] spec.priorityClassName: expected priorityClassName high-priority (priority 1000000): the mutating webhook sets it on CREATE; set it in the manifest, or check that the mutating webhook is registered",
+            "Error from server (Forbidden): error when creating \"{}\": admission webhook \"pods.validate.gpu-admission.io\" denied the request: gpu-admission: 3 policy violations: [PLACEMENT_MISSING] spec.nodeSelector: expected nodeSelector node-type=gpu-worker: the mutating webhook sets it on CREATE; set it in the manifest, or check that the mutating webhook is registered; [TOLERATION_MISSING] spec.tolerations: expected toleration nvidia.com/gpu:NoSchedule (operator Exists): the mutating webhook sets it on CREATE; set it in the manifest, or check that the mutating webhook is registered; [PRIORITY_MISSING] spec.priorityClassName: expected priorityClassName high-priority (priority 1000000): the mutating webhook sets it on CREATE; set it in the manifest, or check that the mutating webhook is registered",
             s(&gpu_pod)
         )],
     );
