@@ -78,12 +78,7 @@ impl Policy {
 
     /// Reads and validates a policy file.
     pub fn load(path: &Path) -> Result<Self, PolicyError> {
-        let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| PolicyError {
-            origin: origin.clone(),
-            path: String::new(),
-            message: format!("cannot read: {e}"),
-        })?;
+        let (text, origin) = read_file(path)?;
         Self::from_yaml_str(&text, &origin)
     }
 
@@ -264,6 +259,19 @@ impl Policy {
 
     pub fn priority_class(&self, name: &str) -> Option<&file::PriorityClassSpec> {
         self.spec.rules.priority.classes.iter().find(|c| c.name == name)
+    }
+}
+
+/// A file's text and its name for errors.
+fn read_file(path: &Path) -> Result<(String, String), PolicyError> {
+    let origin = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok((text, origin)),
+        Err(e) => Err(PolicyError {
+            origin,
+            path: String::new(),
+            message: format!("cannot read: {e}"),
+        }),
     }
 }
 

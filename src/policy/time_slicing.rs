@@ -28,12 +28,7 @@ type Located = (String, String); // (field path, message)
 
 impl TimeSlicing {
     pub fn load(path: &Path) -> Result<Self, PolicyError> {
-        let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| PolicyError {
-            origin: origin.clone(),
-            path: String::new(),
-            message: format!("cannot read: {e}"),
-        })?;
+        let (text, origin) = super::read_file(path)?;
         Self::from_yaml_str(&text, &origin)
     }
 
