@@ -636,6 +636,17 @@ kill_all KILL
     pub fn binaries(&self) -> &Binaries {
         &self.bins
     }
+
+    /// Hands the process group `pgid` (a child spawned with `process_group(0)`, so its pid) to
+    /// the reaper, which kills it with the control plane once the test process is gone.
+    pub fn register_process_group(&self, pgid: u32) -> Result<(), String> {
+        let mut pg = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("pgids"))
+            .map_err(|e| e.to_string())?;
+        writeln!(pg, "{pgid}").map_err(|e| e.to_string())
+    }
 }
 
 impl Drop for ControlPlane {

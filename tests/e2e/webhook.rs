@@ -207,7 +207,7 @@ pub struct Webhook {
     pub volume: SecretVolume,
     log: PathBuf,
     child: Option<Child>,
-    pgids: PathBuf,
+    cp: &'static ControlPlane,
     options: WebhookOptions,
 }
 
@@ -217,14 +217,14 @@ impl Webhook {
         Self::start_for(harness::shared(), options)
     }
 
-    pub fn start_for(cp: &ControlPlane, options: WebhookOptions) -> Webhook {
+    pub fn start_for(cp: &'static ControlPlane, options: WebhookOptions) -> Webhook {
         let dir = cp.dir().join(format!("webhook-{}", unique()));
         fs::create_dir_all(&dir).expect("mkdir webhook dir");
         let certs = CertSet::new_ca(&dir.join("ca"));
         let volume = SecretVolume::new(&dir.join("tls"), &certs.cert_pem(), &certs.key_pem());
         let mut w = Webhook {
             log: dir.join("webhook.log"),
-            pgids: cp.dir().join("pgids"),
+            cp,
             dir,
             port: 0,
             admin_port: 0,
@@ -273,13 +273,10 @@ impl Webhook {
             cmd.arg(format!("--policy={}", p.display()));
         }
         let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {BIN} serve: {e}"));
-        // The harness' reaper kills every process group listed there once the test process is gone.
-        let mut pg = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.pgids)
-            .expect("open reaper pgids");
-        writeln!(pg, "{}", child.id()).expect("register pgid");
+        // The harness' reaper kills it once the test process is gone (even on SIGKILL).
+        self.cp
+            .register_process_group(child.id())
+            .expect("register with the reaper");
         self.child = Some(child);
         self.wait_ready();
     }
@@ -507,6 +504,24 @@ pub fn apply_webhook_configurations(list: &Value) {
     assert!(!probes.is_empty(), "no webhook configuration in {list}");
     let out = harness::kubectl(&["apply", "-f", "-"], Some(&list.to_string()));
     out.assert_success();
+    // What is stored is exactly what was applied (earlier probes are pruned by the apply).
+    for kind in ["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"] {
+        for cfg in items_of_kind(&mut list, kind) {
+            let name = cfg["metadata"]["name"].as_str().expect("name").to_string();
+            let stored = harness::kubectl(&["get", kind, &name, "-o", "json"], None)
+                .assert_success()
+                .json();
+            let names = |c: &Value| -> Vec<Value> {
+                c["webhooks"]
+                    .as_array()
+                    .expect("webhooks")
+                    .iter()
+                    .map(|w| w["name"].clone())
+                    .collect()
+            };
+            assert_eq!(names(&stored), names(cfg), "{kind}/{name} as stored");
+        }
+    }
     for (name, label) in probes {
         let cm = json!({
             "apiVersion": "v1", "kind": "ConfigMap",
