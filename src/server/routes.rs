@@ -18,7 +18,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use futures_util::FutureExt as _;
-use http_body_util::{BodyExt as _, LengthLimitError, Limited};
+use http_body_util::BodyExt as _;
 
 use super::Shared;
 use crate::admission::{self, Endpoint};
@@ -107,8 +107,14 @@ async fn handle(State(shared): State<Arc<Shared>>, endpoint: Endpoint, req: Requ
 type BodyError = (StatusCode, &'static str, String);
 
 /// The whole body, within the size limit and the body timeout.
+///
+/// A body over the limit is still read (and dropped, never buffered) up to [`DRAIN_FACTOR`] times
+/// the limit before the 413 goes out: closing a socket with unread data makes the kernel send a
+/// reset, and the client would lose the 413 for a connection error. Beyond that, or when
+/// `Content-Length` already says so, the 413 goes out at once and the connection closes.
 async fn read_body(shared: &Shared, body: Body) -> Result<Bytes, BodyError> {
     let max = shared.config.max_body_bytes;
+    let drain_limit = max.saturating_mul(DRAIN_FACTOR);
     let too_large = || {
         (
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -116,25 +122,48 @@ async fn read_body(shared: &Shared, body: Body) -> Result<Bytes, BodyError> {
             format!("the body is larger than the limit of {max} bytes"),
         )
     };
-    if HttpBody::size_hint(&body).lower() > max as u64 {
+    if HttpBody::size_hint(&body).lower() > drain_limit as u64 {
         return Err(too_large()); // Content-Length says so: do not read it
     }
+    let read = async {
+        let mut body = body;
+        let mut kept: Vec<u8> = Vec::new();
+        let mut seen: usize = 0;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                (
+                    StatusCode::BAD_REQUEST,
+                    "body_read_error",
+                    format!("cannot read the body: {e}"),
+                )
+            })?;
+            let Ok(data) = frame.into_data() else { continue };
+            seen = seen.saturating_add(data.len());
+            if seen <= max {
+                kept.extend_from_slice(&data);
+            } else if seen > drain_limit {
+                break;
+            }
+        }
+        if seen > max {
+            Err(too_large())
+        } else {
+            Ok(Bytes::from(kept))
+        }
+    };
     let timeout = shared.config.body_timeout;
-    match tokio::time::timeout(timeout, Limited::new(body, max).collect()).await {
+    match tokio::time::timeout(timeout, read).await {
         Err(_) => Err((
             StatusCode::REQUEST_TIMEOUT,
             "body_timeout",
             format!("the body did not arrive within {} ms", timeout.as_millis()),
         )),
-        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
-        Ok(Err(e)) => Err((
-            StatusCode::BAD_REQUEST,
-            "body_read_error",
-            format!("cannot read the body: {e}"),
-        )),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(result) => result,
     }
 }
+
+/// How far past the limit a body is drained before answering 413 (see [`read_body`]).
+const DRAIN_FACTOR: usize = 4;
 
 async fn not_found(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     shared.metrics.error("not_found");
