@@ -1,0 +1,874 @@
+//! Benchmark driver (BENCHMARKS.md; `scripts/bench.sh` runs it):
+//!
+//! - `benchkit load`: starts `gpu-admission serve` (release build, certificates from
+//!   `gpu-admission certs`) and the floor server (`examples/floor.rs`) side by side on 127.0.0.1,
+//!   replays recorded AdmissionReview bodies over HTTPS keep-alive (HTTP/1.1, as kube-apiserver
+//!   calls webhooks) from N connections, at full speed and at fixed rates, and reports
+//!   throughput, latency percentiles (HdrHistogram), errors, each server's CPU
+//!   (`/proc/PID/stat`) and peak RSS (`VmHWM`), and gpu-admission's ratios to the floor.
+//! - `benchkit check-bin`: writes a 10,000-object manifest file and times the real
+//!   `gpu-admission check` over it.
+//!
+//! The load generator is not gpu-admission: hyper's HTTP/1.1 client over tokio-rustls (ring).
+//! Loops are bounded in time and count; every address is loopback.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use clap::{Parser, Subcommand};
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt as _, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::{CertificateDer, ServerName};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+#[path = "../benches/support/mod.rs"]
+mod support;
+
+/// Longest a run may last, whatever is asked.
+const MAX_RUN: Duration = Duration::from_secs(120);
+/// Longest one request may take before it counts as a timeout error.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Reconnects one connection may make in a run before it gives up.
+const MAX_RECONNECTS: u32 = 20;
+
+#[derive(Parser)]
+#[command(about = "gpu-admission benchmark driver (BENCHMARKS.md)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// HTTPS load: gpu-admission and the floor server, side by side.
+    Load(LoadArgs),
+    /// The real `gpu-admission check` over a generated manifest file.
+    CheckBin(CheckBinArgs),
+}
+
+#[derive(Parser)]
+struct LoadArgs {
+    /// The gpu-admission binary (a release build).
+    #[arg(long, default_value = "target/release/gpu-admission")]
+    server_bin: PathBuf,
+    /// The floor server binary (`cargo build --release --example floor`).
+    #[arg(long, default_value = "target/release/examples/floor")]
+    floor_bin: PathBuf,
+    /// Certificates and server logs go here.
+    #[arg(long, default_value = "target/bench")]
+    work_dir: PathBuf,
+    /// Keep-alive connections.
+    #[arg(long, default_value_t = 50)]
+    connections: usize,
+    /// Measured seconds per run (at most 120).
+    #[arg(long, default_value_t = 8.0)]
+    duration: f64,
+    /// Rounds; each round runs every scenario against each server (order alternating).
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
+    /// Scenarios `FIXTURE@ENDPOINT:RATE`, RATE `max` (full speed) or reviews per second.
+    /// Fixtures: see benches/support/mod.rs.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "gpu-pod@validate:max,gpu-pod@validate:2000,gpu-pod-unpatched@mutate:max,big-update@validate:max,big-update@validate:500"
+    )]
+    scenarios: Vec<String>,
+    /// Threads of the load generator's runtime (1: current-thread runtime).
+    #[arg(long, default_value_t = 1)]
+    client_threads: usize,
+    /// Also run gpu-admission with RUST_LOG=warn (no per-review log line), to show the cost of
+    /// the review log.
+    #[arg(long)]
+    quiet_variant: bool,
+    /// Write every run as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Parser)]
+struct CheckBinArgs {
+    #[arg(long, default_value = "target/release/gpu-admission")]
+    server_bin: PathBuf,
+    #[arg(long, default_value = "target/bench")]
+    work_dir: PathBuf,
+    #[arg(long, default_value_t = 10_000)]
+    objects: usize,
+    /// Timed runs (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Cmd::Load(args) => load(args),
+        Cmd::CheckBin(args) => check_bin(args),
+    }
+}
+
+// === processes ===
+
+/// A server under test, started by us (stopped by pid on drop).
+struct Server {
+    name: String,
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+fn log_file(dir: &Path, name: &str) -> std::fs::File {
+    std::fs::File::create(dir.join(format!("{name}.log"))).expect("log file")
+}
+
+fn start_gpu_admission(args: &LoadArgs, certs: &Path, name: &str, quiet: bool) -> Server {
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let log = log_file(&args.work_dir, name);
+    let mut cmd = Command::new(&args.server_bin);
+    cmd.arg("serve")
+        .args(["--listen", &addr.to_string(), "--admin-listen", &admin.to_string()])
+        .arg("--tls-cert")
+        .arg(certs.join("tls.crt"))
+        .arg("--tls-key")
+        .arg(certs.join("tls.key"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log file"))
+        .stderr(log);
+    if quiet {
+        cmd.env("RUST_LOG", "warn");
+    } else {
+        cmd.env_remove("RUST_LOG");
+    }
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e}", args.server_bin.display()));
+    Server {
+        name: name.into(),
+        child,
+        addr,
+    }
+}
+
+fn start_floor(args: &LoadArgs, certs: &Path) -> Server {
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let log = log_file(&args.work_dir, "floor");
+    let child = Command::new(&args.floor_bin)
+        .args(["--listen", &addr.to_string()])
+        .arg("--tls-cert")
+        .arg(certs.join("tls.crt"))
+        .arg("--tls-key")
+        .arg(certs.join("tls.key"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log file"))
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e}", args.floor_bin.display()));
+    Server {
+        name: "floor".into(),
+        child,
+        addr,
+    }
+}
+
+/// utime + stime of a process, in seconds.
+fn cpu_seconds(pid: u32, ticks: f64) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may contain spaces) start at field 3.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (field(11) + field(12)) / ticks // utime is field 14, stime field 15 (1-based)
+}
+
+/// A `/proc/PID/status` field in KiB (`VmHWM`, `VmRSS`).
+fn status_kib(pid: u32, key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+// === client ===
+
+#[derive(Clone)]
+struct Client {
+    tls: TlsConnector,
+    server_name: ServerName<'static>,
+}
+
+type Sender = SendRequest<Full<Bytes>>;
+
+/// Error kinds, counted separately.
+#[derive(Clone, Copy, Debug)]
+enum ErrorKind {
+    Connect,
+    Send,
+    Timeout,
+    Status,
+    Body,
+}
+
+const ERROR_KINDS: [&str; 5] = ["connect", "send", "timeout", "status", "body"];
+
+impl Client {
+    fn new(ca: &Path) -> Self {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(ca).expect("CA file") {
+            roots.add(cert.expect("CA PEM")).expect("CA certificate");
+        }
+        let mut config =
+            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+                .expect("TLS versions")
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+        // kube-apiserver calls webhooks over HTTP/1.1 keep-alive.
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Self {
+            tls: TlsConnector::from(Arc::new(config)),
+            server_name: ServerName::try_from("127.0.0.1").expect("server name").to_owned(),
+        }
+    }
+
+    async fn connect(&self, addr: SocketAddr) -> Result<Sender, String> {
+        let tcp = TcpStream::connect(addr).await.map_err(|e| format!("connect: {e}"))?;
+        let _ = tcp.set_nodelay(true);
+        let tls = self
+            .tls
+            .connect(self.server_name.clone(), tcp)
+            .await
+            .map_err(|e| format!("TLS: {e}"))?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| format!("HTTP handshake: {e}"))?;
+        tokio::spawn(conn);
+        Ok(sender)
+    }
+}
+
+/// One request; `Ok` only for a 200 whose body names the request's uid.
+async fn send(sender: &mut Sender, path: &str, body: &Bytes, uid: &[u8]) -> Result<(), ErrorKind> {
+    let request = hyper::Request::post(path)
+        .header(hyper::header::HOST, "127.0.0.1")
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .header(hyper::header::ACCEPT, "application/json")
+        .body(Full::new(body.clone()))
+        .expect("request");
+    let exchange = async {
+        sender.ready().await.map_err(|_| ErrorKind::Send)?;
+        let response = sender.send_request(request).await.map_err(|_| ErrorKind::Send)?;
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|_| ErrorKind::Send)?
+            .to_bytes();
+        if status != hyper::StatusCode::OK {
+            return Err(ErrorKind::Status);
+        }
+        if !bytes.windows(uid.len()).any(|w| w == uid) {
+            return Err(ErrorKind::Body);
+        }
+        Ok(())
+    };
+    tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+        .await
+        .unwrap_or(Err(ErrorKind::Timeout))
+}
+
+// === one run ===
+
+#[derive(Clone)]
+struct Scenario {
+    label: String,
+    fixture: &'static str,
+    body: Bytes,
+    uid: Vec<u8>,
+    path: String,
+    /// Reviews per second; `None`: full speed.
+    rate: Option<f64>,
+}
+
+fn parse_scenario(spec: &str) -> Result<Scenario, String> {
+    let (target, rate) = spec.rsplit_once(':').ok_or("expected FIXTURE@ENDPOINT:RATE")?;
+    let (fixture, endpoint) = target.split_once('@').ok_or("expected FIXTURE@ENDPOINT:RATE")?;
+    let (fixture, body) = support::FIXTURES
+        .iter()
+        .find(|(n, _)| *n == fixture)
+        .ok_or_else(|| format!("no fixture `{fixture}`"))?;
+    if !matches!(endpoint, "validate" | "mutate") {
+        return Err(format!("endpoint `{endpoint}`: validate or mutate"));
+    }
+    let rate = match rate {
+        "max" => None,
+        r => Some(
+            r.parse::<f64>()
+                .ok()
+                .filter(|r| *r > 0.0 && *r <= 200_000.0)
+                .ok_or("RATE: max or 1..200000")?,
+        ),
+    };
+    let value: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let uid = value["request"]["uid"].as_str().ok_or("fixture without uid")?;
+    Ok(Scenario {
+        label: spec.to_string(),
+        fixture,
+        body: Bytes::from_static(body),
+        uid: format!("\"uid\":\"{uid}\"").into_bytes(),
+        path: format!("/{endpoint}"),
+        rate,
+    })
+}
+
+struct RunResult {
+    server: String,
+    scenario: String,
+    round: usize,
+    ok: u64,
+    errors: [u64; 5],
+    seconds: f64,
+    latency: Histogram<u64>,
+    /// Fixed rate: from the scheduled send time (includes waiting for a free connection).
+    corrected: Histogram<u64>,
+    cpu_seconds: f64,
+    /// The load generator's own CPU over the run (it shares the machine with the server).
+    client_cpu_seconds: f64,
+    hwm_kib: u64,
+    rss_kib: u64,
+}
+
+impl RunResult {
+    fn throughput(&self) -> f64 {
+        self.ok as f64 / self.seconds
+    }
+    fn error_total(&self) -> u64 {
+        self.errors.iter().sum()
+    }
+    /// Percentile in milliseconds.
+    fn p(&self, q: f64) -> f64 {
+        self.latency.value_at_quantile(q) as f64 / 1e6
+    }
+    fn cpu_us_per_review(&self) -> f64 {
+        if self.ok == 0 {
+            0.0
+        } else {
+            self.cpu_seconds * 1e6 / self.ok as f64
+        }
+    }
+    fn to_json(&self) -> Value {
+        let errors: BTreeMap<&str, u64> = ERROR_KINDS.iter().copied().zip(self.errors).collect();
+        json!({
+            "server": self.server, "scenario": self.scenario, "round": self.round,
+            "ok": self.ok, "errors": errors, "seconds": self.seconds,
+            "throughput": self.throughput(),
+            "p50_ms": self.p(0.5), "p90_ms": self.p(0.9), "p99_ms": self.p(0.99),
+            "p999_ms": self.p(0.999), "max_ms": self.latency.max() as f64 / 1e6,
+            "corrected_p99_ms": self.corrected.value_at_quantile(0.99) as f64 / 1e6,
+            "server_cpu_seconds": self.cpu_seconds,
+            "server_cpu_percent": 100.0 * self.cpu_seconds / self.seconds,
+            "server_cpu_us_per_review": self.cpu_us_per_review(),
+            "client_cpu_percent": 100.0 * self.client_cpu_seconds / self.seconds,
+            "vm_hwm_kib": self.hwm_kib, "vm_rss_kib": self.rss_kib,
+        })
+    }
+}
+
+fn histogram() -> Histogram<u64> {
+    // 1 µs .. 60 s, 3 significant digits (nanoseconds).
+    Histogram::new_with_bounds(1_000, 60_000_000_000, 3).expect("histogram bounds")
+}
+
+async fn run_once(
+    client: &Client,
+    server: &Server,
+    scenario: &Scenario,
+    conns: usize,
+    duration: Duration,
+) -> RunResult {
+    let ticks = clock_ticks();
+    let pid = server.child.id();
+    let errors: Arc<[AtomicU64; 5]> = Arc::new(Default::default());
+    // Connect, and warm each connection with one request (handshakes are not measured).
+    let mut senders = Vec::with_capacity(conns);
+    for _ in 0..conns {
+        match client.connect(server.addr).await {
+            Ok(mut s) => {
+                if let Err(kind) = send(&mut s, &scenario.path, &scenario.body, &scenario.uid).await {
+                    errors[kind as usize].fetch_add(1, Ordering::Relaxed);
+                }
+                senders.push(s);
+            }
+            Err(_) => {
+                errors[ErrorKind::Connect as usize].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    let cpu_before = cpu_seconds(pid, ticks);
+    let client_before = cpu_seconds(std::process::id(), ticks);
+    let start = tokio::time::Instant::now() + Duration::from_millis(20);
+    let deadline = start + duration;
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::with_capacity(senders.len());
+    for mut sender in senders {
+        let (client, scenario, errors, next) = (client.clone(), scenario.clone(), errors.clone(), next.clone());
+        let addr = server.addr;
+        tasks.push(tokio::spawn(async move {
+            let (mut latency, mut corrected) = (histogram(), histogram());
+            let mut ok = 0u64;
+            let mut reconnects = 0;
+            tokio::time::sleep_until(start).await;
+            loop {
+                let scheduled = match scenario.rate {
+                    None => None,
+                    Some(rate) => {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        Some(start + Duration::from_secs_f64(i as f64 / rate))
+                    }
+                };
+                if let Some(at) = scheduled {
+                    if at >= deadline {
+                        break;
+                    }
+                    tokio::time::sleep_until(at).await;
+                }
+                let sent = tokio::time::Instant::now();
+                if sent >= deadline {
+                    break;
+                }
+                match send(&mut sender, &scenario.path, &scenario.body, &scenario.uid).await {
+                    Ok(()) => {
+                        let done = tokio::time::Instant::now();
+                        ok += 1;
+                        let _ = latency.record((done - sent).as_nanos() as u64);
+                        if let Some(at) = scheduled {
+                            let _ = corrected.record((done - at).as_nanos() as u64);
+                        }
+                    }
+                    Err(kind) => {
+                        errors[kind as usize].fetch_add(1, Ordering::Relaxed);
+                        if sender.is_closed() {
+                            reconnects += 1;
+                            if reconnects > MAX_RECONNECTS {
+                                break;
+                            }
+                            match client.connect(addr).await {
+                                Ok(s) => sender = s,
+                                Err(_) => {
+                                    errors[ErrorKind::Connect as usize].fetch_add(1, Ordering::Relaxed);
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            (ok, latency, corrected)
+        }));
+    }
+    let (mut latency, mut corrected) = (histogram(), histogram());
+    let mut ok = 0;
+    for task in tasks {
+        if let Ok((n, l, c)) = task.await {
+            ok += n;
+            let _ = latency.add(&l);
+            let _ = corrected.add(&c);
+        }
+    }
+    let seconds = (tokio::time::Instant::now() - start).as_secs_f64();
+    let client_cpu_seconds = cpu_seconds(std::process::id(), ticks) - client_before;
+    let cpu_seconds = cpu_seconds(pid, ticks) - cpu_before;
+    let errors = std::array::from_fn(|i| errors[i].load(Ordering::Relaxed));
+    RunResult {
+        server: server.name.clone(),
+        scenario: scenario.label.clone(),
+        round: 0,
+        ok,
+        errors,
+        seconds,
+        latency,
+        corrected,
+        cpu_seconds,
+        client_cpu_seconds,
+        hwm_kib: status_kib(pid, "VmHWM").unwrap_or(0),
+        rss_kib: status_kib(pid, "VmRSS").unwrap_or(0),
+    }
+}
+
+async fn wait_ready(client: &Client, server: &mut Server, scenario: &Scenario) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = server.child.try_wait() {
+            return Err(format!("{} exited: {status}", server.name));
+        }
+        match client.connect(server.addr).await {
+            Ok(mut s) => match send(&mut s, &scenario.path, &scenario.body, &scenario.uid).await {
+                Ok(()) => return Ok(()),
+                Err(kind) => last = format!("{kind:?}"),
+            },
+            Err(e) => last = e,
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!("{} not ready after 30 s: {last}", server.name))
+}
+
+// === load ===
+
+fn load(args: LoadArgs) -> ExitCode {
+    let scenarios: Vec<Scenario> = match args.scenarios.iter().map(|s| parse_scenario(s)).collect() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: --scenarios: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.connections == 0 || args.connections > 1000 || args.rounds == 0 || args.rounds > 20 {
+        eprintln!("error: --connections 1..1000, --rounds 1..20");
+        return ExitCode::from(2);
+    }
+    let duration = Duration::from_secs_f64(args.duration.clamp(0.5, MAX_RUN.as_secs_f64()));
+    let certs = args.work_dir.join("certs");
+    std::fs::create_dir_all(&args.work_dir).expect("work dir");
+    let made = Command::new(&args.server_bin)
+        .args(["certs", "--out"])
+        .arg(&certs)
+        .stdout(Stdio::null())
+        .status();
+    if !made.is_ok_and(|s| s.success()) {
+        eprintln!("error: `{} certs` failed", args.server_bin.display());
+        return ExitCode::from(2);
+    }
+    let client = Client::new(&certs.join("ca.crt"));
+
+    let runtime = if args.client_threads <= 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.client_threads)
+            .enable_all()
+            .build()
+    }
+    .expect("tokio runtime");
+
+    let mut servers = vec![
+        start_floor(&args, &certs),
+        start_gpu_admission(&args, &certs, "gpu-admission", false),
+    ];
+    if args.quiet_variant {
+        servers.push(start_gpu_admission(&args, &certs, "gpu-admission-quiet", true));
+    }
+    for server in &mut servers {
+        if let Err(e) = runtime.block_on(wait_ready(&client, server, &scenarios[0])) {
+            eprintln!(
+                "error: {e} (log: {})",
+                args.work_dir.join(format!("{}.log", server.name)).display()
+            );
+            return ExitCode::from(1);
+        }
+    }
+    println!(
+        "load: {} connections, {:.1} s per run, {} rounds, client runtime {} thread(s), servers: {}",
+        args.connections,
+        duration.as_secs_f64(),
+        args.rounds,
+        args.client_threads.max(1),
+        servers.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+    );
+    println!(
+        "{:<34} {:<20} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>6} {:>6} {:>8}",
+        "scenario",
+        "server",
+        "reviews/s",
+        "p50 ms",
+        "p99 ms",
+        "p99.9ms",
+        "cor.p99",
+        "errors",
+        "cpu us/r",
+        "srv %",
+        "cli %",
+        "HWM MiB"
+    );
+    let mut results: Vec<RunResult> = Vec::new();
+    for round in 0..args.rounds {
+        for scenario in &scenarios {
+            let mut order: Vec<usize> = (0..servers.len()).collect();
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            for i in order {
+                let mut r = runtime.block_on(run_once(&client, &servers[i], scenario, args.connections, duration));
+                r.round = round;
+                let corrected = if scenario.rate.is_some() {
+                    format!("{:.3}", r.corrected.value_at_quantile(0.99) as f64 / 1e6)
+                } else {
+                    "-".into()
+                };
+                println!(
+                    "{:<34} {:<20} {:>9.0} {:>8.3} {:>8.3} {:>8.3} {:>8} {:>7} {:>9.1} {:>6.0} {:>6.0} {:>8.1}",
+                    r.scenario,
+                    r.server,
+                    r.throughput(),
+                    r.p(0.5),
+                    r.p(0.99),
+                    r.p(0.999),
+                    corrected,
+                    r.error_total(),
+                    r.cpu_us_per_review(),
+                    100.0 * r.cpu_seconds / r.seconds,
+                    100.0 * r.client_cpu_seconds / r.seconds,
+                    r.hwm_kib as f64 / 1024.0
+                );
+                results.push(r);
+            }
+        }
+    }
+    let summary = summarize(&scenarios, &servers, &results);
+    print!("{summary}");
+    if let Some(path) = &args.json {
+        let doc = json!({
+            "connections": args.connections, "seconds_per_run": duration.as_secs_f64(),
+            "rounds": args.rounds, "client_threads": args.client_threads.max(1),
+            "runs": results.iter().map(RunResult::to_json).collect::<Vec<_>>(),
+        });
+        if let Err(e) = std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap_or_default()) {
+            eprintln!("error: {}: {e}", path.display());
+        }
+    }
+    drop(servers);
+    ExitCode::SUCCESS
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Medians over rounds, ratios to the floor, and the targets.
+fn summarize(scenarios: &[Scenario], servers: &[Server], results: &[RunResult]) -> String {
+    let mut out = String::new();
+    let runs = |scenario: &str, server: &str| -> Vec<&RunResult> {
+        results
+            .iter()
+            .filter(|r| r.scenario == scenario && r.server == server)
+            .collect()
+    };
+    let med = |runs: &[&RunResult], f: &dyn Fn(&RunResult) -> f64| median(runs.iter().map(|r| f(r)).collect());
+    let _ = writeln!(
+        out,
+        "\nmedians over rounds; ratio = server / floor (throughput: higher is better; p99 and CPU: lower is better)"
+    );
+    let _ = writeln!(
+        out,
+        "{:<34} {:<20} {:>9} {:>7} {:>8} {:>7} {:>9} {:>7} {:>7}",
+        "scenario", "server", "reviews/s", "ratio", "p99 ms", "ratio", "cpu us/r", "ratio", "errors"
+    );
+    let mut misses = Vec::new();
+    for s in scenarios {
+        let floor = runs(&s.label, "floor");
+        let (f_tp, f_p99, f_cpu) = (
+            med(&floor, &RunResult::throughput),
+            med(&floor, &|r| r.p(0.99)),
+            med(&floor, &RunResult::cpu_us_per_review),
+        );
+        for server in servers {
+            let rs = runs(&s.label, &server.name);
+            let tp = med(&rs, &RunResult::throughput);
+            let p99 = med(&rs, &|r| r.p(0.99));
+            let cpu = med(&rs, &RunResult::cpu_us_per_review);
+            let errors: u64 = rs.iter().map(|r| r.error_total()).sum();
+            let _ = writeln!(
+                out,
+                "{:<34} {:<20} {:>9.0} {:>7.2} {:>8.3} {:>7.2} {:>9.1} {:>7.2} {:>7}",
+                s.label,
+                server.name,
+                tp,
+                tp / f_tp,
+                p99,
+                p99 / f_p99,
+                cpu,
+                cpu / f_cpu,
+                errors
+            );
+            if server.name == "floor" {
+                continue;
+            }
+            if errors > 0 {
+                misses.push(format!("{} {}: {errors} errors", server.name, s.label));
+            }
+            if s.rate.is_none() && tp / f_tp < 0.8 {
+                misses.push(format!(
+                    "{} {}: {:.2} of the floor's throughput (target >= 0.8)",
+                    server.name,
+                    s.label,
+                    tp / f_tp
+                ));
+            }
+            if s.rate == Some(2000.0) && s.fixture == "gpu-pod" && p99 >= 2.0 {
+                misses.push(format!("{} {}: p99 {p99:.3} ms (target < 2 ms)", server.name, s.label));
+            }
+        }
+    }
+    let _ = writeln!(out, "\npeak RSS (VmHWM over all runs):");
+    for server in servers {
+        let hwm = results
+            .iter()
+            .filter(|r| r.server == server.name)
+            .map(|r| r.hwm_kib)
+            .max()
+            .unwrap_or(0);
+        let _ = writeln!(out, "  {:<20} {:>6.1} MiB", server.name, hwm as f64 / 1024.0);
+        if server.name != "floor" && hwm > 32 * 1024 {
+            misses.push(format!(
+                "{}: peak RSS {:.1} MiB (target < 32 MiB)",
+                server.name,
+                hwm as f64 / 1024.0
+            ));
+        }
+    }
+    if misses.is_empty() {
+        let _ = writeln!(
+            out,
+            "targets: all met (>= 0.8 of floor throughput, p99 < 2 ms at 2,000/s, RSS < 32 MiB, no errors)"
+        );
+    } else {
+        let _ = writeln!(out, "targets missed:");
+        for m in misses {
+            let _ = writeln!(out, "  - {m}");
+        }
+    }
+    out
+}
+
+// === check-bin ===
+
+fn check_bin(args: CheckBinArgs) -> ExitCode {
+    if args.objects == 0 || args.objects > 1_000_000 || args.runs == 0 || args.runs > 50 {
+        eprintln!("error: --objects 1..1000000, --runs 1..50");
+        return ExitCode::from(2);
+    }
+    std::fs::create_dir_all(&args.work_dir).expect("work dir");
+    let file = args.work_dir.join(format!("check-{}.yaml", args.objects));
+    std::fs::write(&file, support::manifests_yaml(args.objects)).expect("manifest file");
+    println!(
+        "check-bin: `{} check {}` ({} objects, {} MB), {} runs, output to /dev/null",
+        args.server_bin.display(),
+        file.display(),
+        args.objects,
+        std::fs::metadata(&file).map(|m| m.len() / 1_000_000).unwrap_or(0),
+        args.runs
+    );
+    for (label, extra) in [("text report", &[][..]), ("--output json", &["--output", "json"][..])] {
+        let mut times = Vec::new();
+        let mut hwm = 0;
+        for _ in 0..args.runs {
+            let started = Instant::now();
+            let mut child = match Command::new(&args.server_bin)
+                .arg("check")
+                .args(extra)
+                .arg(&file)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {}: {e}", args.server_bin.display());
+                    return ExitCode::from(2);
+                }
+            };
+            let pid = child.id();
+            // Poll the peak RSS while it runs (VmHWM only grows; the last read is close to the peak).
+            let status = loop {
+                if let Some(kib) = status_kib(pid, "VmHWM") {
+                    hwm = hwm.max(kib);
+                }
+                match child.try_wait() {
+                    Ok(Some(status)) => break status,
+                    Ok(None) => std::thread::sleep(Duration::from_millis(2)),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(2);
+                    }
+                }
+            };
+            let elapsed = started.elapsed().as_secs_f64();
+            // 1: some objects are denied (the mix has denials on purpose); 2 would be an error.
+            if status.code() != Some(1) {
+                eprintln!("error: check exited with {status} (expected 1: the mix has denials)");
+                return ExitCode::from(1);
+            }
+            times.push(elapsed);
+        }
+        let t = median(times);
+        println!(
+            "  {label:<14} median {:>7.1} ms  {:>8.0} objects/s  {:>6.2} us/object  peak RSS ~{:.0} MiB  (target > 20,000 objects/s: {})",
+            t * 1e3,
+            args.objects as f64 / t,
+            t * 1e6 / args.objects as f64,
+            hwm as f64 / 1024.0,
+            if args.objects as f64 / t > 20_000.0 {
+                "met"
+            } else {
+                "MISSED"
+            }
+        );
+    }
+    ExitCode::SUCCESS
+}
