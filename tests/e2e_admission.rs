@@ -289,7 +289,7 @@ fn shared_gpu_in_init_container_is_mutated() {
         &["pod/shared-gpu-init created"],
         &[
             // Warnings are clamped to 120 characters (the API server's advice).
-            "Warning: GPU_RESOURCE_NOT_OFFERED spec.initContainers[0].resources.limits[nvidia.com/gpu.shared]: no GPU node offers `nvidia.com…",
+            "Warning: GPU_RESOURCE_NOT_OFFERED: no GPU node offers `nvidia.com/gpu.shared` (only nvidia.com/gpu): the pod would stay Pending",
         ],
     );
     let pod = get_json(&["pod", "shared-gpu-init", "-n", "ai"]);

@@ -111,9 +111,11 @@ pub fn short(text: &str) -> String {
     out
 }
 
-/// The warning a `warn` violation becomes.
+/// The warning a `warn` violation becomes: `CODE: message`, like the fix warnings (`CODE: pods
+/// will get …`). The field path stays in `check` output and denial messages; a warning has 120
+/// characters, better spent on what is wrong.
 pub fn warning_for(v: &Violation) -> String {
-    short(&format!("{} {}: {}", v.code, v.path, v.message))
+    short(&format!("{}: {}", v.code, v.message))
 }
 
 /// See [`crate::engine::evaluate`].

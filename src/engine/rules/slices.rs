@@ -125,8 +125,6 @@ fn not_offered(subject: &Subject<'_>, out: &mut Findings, path: String, name: &s
         }
         None => subject.policy.shared_resource_name(),
     };
-    let message = format!(
-        "no GPU node offers `{name}` (they offer: {offered}): the pod stays Pending unless another device plugin offers it"
-    );
+    let message = format!("no GPU node offers `{name}` (only {offered}): the pod would stay Pending");
     out.violation(action, RULE, "GPU_RESOURCE_NOT_OFFERED", path, message);
 }

@@ -140,7 +140,11 @@ fn resources_no_node_offers() {
         Stage::Validate,
     );
     assert_eq!(codes(&d), vec!["GPU_RESOURCE_NOT_OFFERED"]);
-    assert!(d.violations[0].message.contains("they offer: nvidia.com/gpu"));
+    assert!(
+        d.violations[0].message.contains("(only nvidia.com/gpu)"),
+        "{}",
+        d.violations[0].message
+    );
     let strict = cluster_policy(&objects(), |s| {
         s["rules"]["slices"]["unknownResourceAction"] = json!("deny")
     });
