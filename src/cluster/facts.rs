@@ -11,6 +11,10 @@ use crate::quantity;
 /// The node label that picks a device-plugin config key (a per-node profile).
 pub const CONFIG_LABEL: &str = "nvidia.com/device-plugin.config";
 
+/// The config key the device plugin uses when neither the node label nor a default names one
+/// (its `named` fallback strategy).
+pub const NAMED_FALLBACK: &str = "default";
+
 /// A PriorityClass as the Priority plugin will resolve it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PriorityClassFact {
@@ -95,15 +99,11 @@ impl ClusterFacts {
                 _ => {}
             }
         }
-        if facts.default_config.is_none() {
-            facts.default_config = spec.cluster.default_config.clone().or_else(|| {
-                let mut keys = facts.configs.keys();
-                match (keys.next(), keys.next()) {
-                    (Some(only), None) => Some(only.clone()),
-                    _ => None,
-                }
-            });
-        }
+        facts.default_config = spec
+            .cluster
+            .default_config
+            .clone()
+            .or_else(|| fallback_config(&facts.configs));
         let selector = &spec.rules.placement.node_selector;
         for node in nodes {
             let node_labels = labels(node);
@@ -229,6 +229,20 @@ impl ClusterFacts {
     }
 }
 
+/// The key the device plugin's config-manager falls back to for a node without the label when no
+/// default is set, with the Helm chart's `fallbackStrategies: [named, single]`: the key named
+/// `default`, else the only key.
+fn fallback_config<V>(configs: &BTreeMap<String, V>) -> Option<String> {
+    if configs.contains_key(NAMED_FALLBACK) {
+        return Some(NAMED_FALLBACK.to_string());
+    }
+    let mut keys = configs.keys();
+    match (keys.next(), keys.next()) {
+        (Some(only), None) => Some(only.clone()),
+        _ => None,
+    }
+}
+
 fn meta<'a>(object: &'a Value, field: &str) -> Option<&'a str> {
     object
         .get("metadata")
@@ -244,4 +258,53 @@ fn labels(object: &Value) -> BTreeMap<String, String> {
         .flatten()
         .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn config(replicas: u32) -> Value {
+        json!(format!(
+            "version: v1\nsharing:\n  timeSlicing:\n    resources: [{{name: nvidia.com/gpu, replicas: {replicas}}}]\n"
+        ))
+    }
+
+    fn facts(data: Value, default_config: Option<&str>) -> ClusterFacts {
+        let mut spec = crate::policy::Policy::embedded_default().unwrap().spec().clone();
+        spec.cluster.default_config = default_config.map(str::to_string);
+        let objects = [
+            json!({"kind": "ConfigMap", "metadata": {"name": "time-slicing-config", "namespace": "gpu-operator"}, "data": data}),
+            json!({"kind": "Node", "metadata": {"name": "n", "labels": {"node-type": "gpu-worker"}},
+                   "status": {"allocatable": {"nvidia.com/gpu": "8"}}}),
+        ];
+        ClusterFacts::from_objects(&spec, &objects)
+    }
+
+    /// An unlabelled node uses the config the device plugin picks: the policy's default, else
+    /// the key named `default`, else the only key, else none (no time-slicing).
+    #[test]
+    fn default_config_is_chosen_as_the_device_plugin_chooses_it() {
+        let two = json!({"default": config(2), "strict": config(4)});
+        let f = facts(two.clone(), None);
+        assert_eq!(f.default_config.as_deref(), Some("default"));
+        assert_eq!(f.gpu_nodes[0].profile.as_deref(), Some("default"));
+        assert_eq!(f.limits("nvidia.com/gpu").unwrap().per_container, 2);
+
+        let f = facts(two, Some("strict"));
+        assert_eq!(f.gpu_nodes[0].profile.as_deref(), Some("strict"));
+        assert_eq!(f.limits("nvidia.com/gpu").unwrap().per_container, 4);
+
+        let f = facts(json!({"any": config(3)}), None);
+        assert_eq!(f.gpu_nodes[0].profile.as_deref(), Some("any"));
+        assert_eq!(f.limits("nvidia.com/gpu").unwrap().per_container, 3);
+
+        let f = facts(json!({"a": config(3), "b": config(2)}), None);
+        assert_eq!(f.gpu_nodes[0].profile, None);
+        let limits = f.limits("nvidia.com/gpu").unwrap();
+        assert_eq!(limits.per_container, 8, "{limits:?}");
+        assert!(limits.per_container_reason.contains("no time-slicing"), "{limits:?}");
+    }
 }

@@ -45,7 +45,7 @@ pub struct ClusterSpec {
     #[serde(default = "default_device_plugin_config")]
     pub device_plugin_config: ObjectRef,
     /// The key nodes without that label use (the GPU Operator's `devicePlugin.config.default`);
-    /// unset: the only key, if there is one.
+    /// unset: as the device plugin falls back, the key named `default`, else the only key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_config: Option<String>,
     /// Before the caches first sync: `deny` GPU workloads, or `fallback` to this file's numbers.
