@@ -85,6 +85,16 @@ impl ClusterWatch {
         self.sources.iter().all(|s| s.synced.load(Ordering::Acquire))
     }
 
+    /// The resources whose first list has not completed yet.
+    pub fn unsynced(&self) -> Vec<&'static str> {
+        RESOURCES
+            .into_iter()
+            .zip(self.sources.iter())
+            .filter(|(_, s)| !s.synced.load(Ordering::Acquire))
+            .map(|(r, _)| r)
+            .collect()
+    }
+
     pub fn sources(&self) -> &[SourceStatus; 4] {
         &self.sources
     }

@@ -32,7 +32,7 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {}\n", missing.join(", ")),
+            format!("not ready: {}\n", missing.join("; ")),
         )
             .into_response()
     }

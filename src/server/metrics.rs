@@ -65,7 +65,7 @@ pub struct Metrics {
     pub cert_not_after: Gauge,
     pub reloads: Family<ReloadLabels, Counter>,
     pub errors: Family<ErrorLabels, Counter>,
-    /// `serve --cluster`: seconds since each watch's last event.
+    /// `serve --cluster`: seconds since each watch's last event (change or completed list).
     pub cluster_staleness: Family<ResourceLabels, Gauge<f64, AtomicU64>>,
     /// `serve --cluster`: 1 once a watch's first list completed.
     pub cluster_synced: Family<ResourceLabels, Gauge>,
@@ -131,7 +131,8 @@ impl Metrics {
         registry.register_with_unit(
             "cluster_cache_staleness",
             "serve --cluster: time since each watch cache (nodes, configmaps, priorityclasses, \
-             namespaces) last heard from the API server",
+             namespaces) last received an event (a change, or a completed list); grows on a quiet \
+             cluster too, read it with cluster_watch_errors",
             Unit::Seconds,
             cluster_staleness.clone(),
         );

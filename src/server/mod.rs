@@ -12,6 +12,7 @@
 //! - [`admin`]: `/livez`, `/readyz`, `/metrics`; [`metrics`]: the registry.
 //! - [`shutdown`]: the shutdown handle and signals.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -123,22 +124,23 @@ pub struct Shared {
 
 impl Shared {
     /// What keeps `/readyz` from answering 200 (empty: ready).
-    pub fn not_ready_reasons(&self) -> Vec<&'static str> {
-        let mut missing = Vec::new();
+    pub fn not_ready_reasons(&self) -> Vec<Cow<'static, str>> {
+        let mut missing: Vec<Cow<'static, str>> = Vec::new();
         if !self.certs.is_loaded() {
-            missing.push("serving certificate not loaded");
+            missing.push("serving certificate not loaded".into());
         }
         if self.policy.load().is_none() {
-            missing.push("policy not loaded");
+            missing.push("policy not loaded".into());
         }
-        if self.cluster.get().is_some_and(|w| !w.synced()) {
-            missing.push("cluster caches not synced");
+        if let Some(watch) = self.cluster.get().filter(|w| !w.synced()) {
+            // Name them: a list refused by RBAC leaves exactly that cache unsynced.
+            missing.push(format!("cluster caches not synced: {}", watch.unsynced().join(", ")).into());
         }
         if self.config.cluster.is_some() && self.cluster.get().is_none() {
-            missing.push("cluster caches not started");
+            missing.push("cluster caches not started".into());
         }
         if self.shutting_down.load(Ordering::Relaxed) {
-            missing.push("shutting down");
+            missing.push("shutting down".into());
         }
         missing
     }
