@@ -1,0 +1,1360 @@
+//! End to end: `gpu-admission serve --cluster` on a real kube-apiserver (issue 5).
+//!
+//! The real binary runs with `--cluster --kubeconfig`, authenticated as the ServiceAccount that
+//! `deploy/base/rbac.yaml` binds (a token from the TokenRequest API, not `system:masters`), and is
+//! registered with the webhook configurations of `deploy/overlays/local`. Every scenario changes a
+//! cluster object with kubectl and asserts, through kubectl, that the decision follows within a
+//! bounded wait, without a restart:
+//! - the time-slicing ConfigMap's `replicas` and the nodes' allocatable,
+//! - a node's device-plugin profile label,
+//! - a PriorityClass deleted and recreated with another value (bare Pods get the new value, and
+//!   the Priority admission plugin accepts them),
+//! - a namespace label switching Coral on,
+//! - a resource no node offers (warned),
+//! - `check --cluster-state` on `kubectl get -o yaml` dumps decides as the server does.
+//!
+//! Besides: `/readyz` waits for the first sync of every cache (a ServiceAccount bound late, so the
+//! lists are refused first); `cluster.unsyncedAction: deny` denies GPU workloads until then; the
+//! deploy/ ClusterRole is read-only on exactly the cached resources. A private control plane is
+//! stopped under a running webhook: it keeps answering from its cache, counts watch errors, and
+//! its staleness metric grows.
+//!
+//! The scenarios on the shared control plane change the same objects (nodes, the ConfigMap,
+//! PriorityClasses), so they take [`lock`] and start from [`baseline`]. Waits are bounded polls
+//! (eventual consistency), never sleeps that assert a duration.
+
+#[path = "e2e/harness.rs"]
+mod harness;
+#[path = "e2e/webhook.rs"]
+mod webhook;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::{Read as _, Write as _};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use harness::{ControlPlane, Output, kubectl};
+use serde_json::{Value, json};
+use webhook::{BIN, CertSet, s};
+
+/// Upper bound of every wait for the cluster and the caches to agree.
+const WAIT: Duration = Duration::from_secs(30);
+/// Upper bound for waits that include a watch's retry backoff (up to 30 s between retries).
+const WAIT_BACKOFF: Duration = Duration::from_secs(90);
+
+const GPU_NODES: [&str; 2] = ["gpu-node-1", "gpu-node-2"];
+const CPU_NODE: &str = "cpu-node-1";
+const PROFILE_LABEL: &str = "nvidia.com/device-plugin.config";
+/// The namespace of the webhook and its ServiceAccount (deploy/base).
+const SA_NAMESPACE: &str = "gpu-admission";
+/// Namespaces of the scenarios; `team-a` defaults to medium-priority, `ai` to high-priority.
+const NAMESPACES: &[&str] = &["gpu-operator", "gpu-admission", "ai", "team-a", "vision", "coral-lab"];
+
+// === the shared environment ===
+
+/// Serialises the scenarios that change the shared cluster objects.
+fn lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The webhook on the shared control plane, running as the deploy/ ServiceAccount, registered.
+fn env() -> &'static ClusterWebhook {
+    static ENV: OnceLock<ClusterWebhook> = OnceLock::new();
+    ENV.get_or_init(|| {
+        harness::shared();
+        webhook::ensure_namespaces(NAMESPACES);
+        ensure_rbac();
+        // The seed's PriorityClasses (deploy/webhooks), as a cluster has them before the webhook.
+        kubectl(
+            &[
+                "apply",
+                "-f",
+                s(&webhook::repo().join("deploy/webhooks/priorityclasses.yaml")),
+            ],
+            None,
+        )
+        .assert_success();
+        baseline();
+        let kubeconfig = sa_kubeconfig(harness::shared(), "gpu-admission", "sa-gpu-admission.kubeconfig");
+        let mut w = ClusterWebhook::spawn(harness::shared().dir(), &kubeconfig, &policy_file());
+        w.wait_ready();
+        let configs = webhook::render_local_overlay(w.port, &w.certs.ca_pem());
+        webhook::apply_webhook_configurations(&configs);
+        w
+    })
+}
+
+/// The ServiceAccount, ClusterRole and ClusterRoleBinding of deploy/base/rbac.yaml, in the
+/// webhook's namespace (as kustomize renders them).
+fn ensure_rbac() {
+    webhook::ensure_namespaces(&[SA_NAMESPACE]);
+    let rbac = webhook::repo().join("deploy/base/rbac.yaml");
+    kubectl(&["apply", "-n", SA_NAMESPACE, "-f", s(&rbac)], None).assert_success();
+}
+
+/// The default policy with `cluster.defaultConfig: any` (the GPU Operator's
+/// `devicePlugin.config.default`, as NVIDIA's time-slicing guide sets it), in a new file.
+fn policy_file() -> PathBuf {
+    policy_file_with("fallback")
+}
+
+/// [`policy_file`] with `cluster.unsyncedAction: <unsynced>`.
+fn policy_file_with(unsynced: &str) -> PathBuf {
+    let text = fs::read_to_string(webhook::repo().join("policies/default.yaml")).expect("read default policy");
+    let edits = [
+        (
+            "  devicePluginConfig: {namespace: gpu-operator, name: time-slicing-config}\n",
+            "  devicePluginConfig: {namespace: gpu-operator, name: time-slicing-config}\n  defaultConfig: any\n"
+                .to_string(),
+        ),
+        (
+            "  unsyncedAction: fallback\n",
+            format!("  unsyncedAction: {unsynced}\n"),
+        ),
+    ];
+    let mut text = text;
+    for (anchor, replacement) in edits {
+        assert!(text.contains(anchor), "policies/default.yaml has no `{anchor}`");
+        text = text.replace(anchor, &replacement);
+    }
+    let path = harness::shared()
+        .dir()
+        .join(format!("cluster-policy-{}.yaml", unique()));
+    fs::write(&path, text).expect("write policy");
+    path
+}
+
+/// Creates ServiceAccount `gpu-admission/<sa>` if it does not exist.
+fn ensure_service_account(cp: &ControlPlane, sa: &str) {
+    if !cp
+        .kubectl(&["get", "serviceaccount", sa, "-n", SA_NAMESPACE], None)
+        .success()
+    {
+        cp.kubectl(&["create", "serviceaccount", sa, "-n", SA_NAMESPACE], None)
+            .assert_success();
+    }
+}
+
+/// A kubeconfig that authenticates as ServiceAccount `gpu-admission/<sa>` with a token from the
+/// TokenRequest API.
+fn sa_kubeconfig(cp: &ControlPlane, sa: &str, file: &str) -> PathBuf {
+    let token = cp.kubectl(&["create", "token", sa, "-n", SA_NAMESPACE, "--duration=2h"], None);
+    token.assert_success();
+    let path = cp.dir().join(file);
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: e2e\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: {sa}\n  user:\n    token: {}\ncontexts:\n- name: {sa}\n  context:\n    cluster: e2e\n    user: {sa}\ncurrent-context: {sa}\n",
+        cp.server_url(),
+        cp.ca_cert_path().display(),
+        token.stdout.trim()
+    );
+    fs::write(&path, text).expect("write kubeconfig");
+    path
+}
+
+// === cluster objects ===
+
+/// A device-plugin config with time-slicing.
+fn device_plugin_config(replicas: u32, fail_requests_greater_than_one: bool) -> String {
+    format!(
+        "version: v1\nsharing:\n  timeSlicing:\n    failRequestsGreaterThanOne: {fail_requests_greater_than_one}\n    resources:\n    - name: nvidia.com/gpu\n      replicas: {replicas}\n"
+    )
+}
+
+fn config_map(data: &[(&str, String)]) -> Value {
+    let data: BTreeMap<&str, &String> = data.iter().map(|(k, v)| (*k, v)).collect();
+    json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "time-slicing-config", "namespace": "gpu-operator"},
+        "data": data,
+    })
+}
+
+/// `kubectl apply` of one object (JSON).
+fn apply(cp: &ControlPlane, object: &Value) {
+    cp.kubectl(&["apply", "-f", "-"], Some(&object.to_string()))
+        .assert_success();
+}
+
+/// Creates or updates a node with exactly these labels (besides kubernetes.io/hostname) and sets
+/// its allocatable and capacity through the status subresource, as the kubelet would.
+fn set_node(cp: &ControlPlane, name: &str, labels: &[(&str, &str)], allocatable: &[(&str, &str)]) {
+    let mut all: BTreeMap<&str, &str> = labels.iter().copied().collect();
+    all.insert("kubernetes.io/hostname", name);
+    let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}});
+    if !cp.kubectl(&["get", "node", name, "-o", "name"], None).success() {
+        cp.kubectl(&["create", "-f", "-"], Some(&node.to_string()))
+            .assert_success();
+    }
+    // A merge patch with null removes a label: first drop every label we do not want.
+    let current = cp
+        .kubectl(&["get", "node", name, "-o", "json"], None)
+        .assert_success()
+        .json();
+    let mut patch_labels = serde_json::Map::new();
+    if let Some(have) = current["metadata"]["labels"].as_object() {
+        for key in have.keys() {
+            patch_labels.insert(key.clone(), Value::Null);
+        }
+    }
+    for (k, v) in &all {
+        patch_labels.insert((*k).to_string(), json!(v));
+    }
+    let patch = json!({"metadata": {"labels": patch_labels}}).to_string();
+    cp.kubectl(&["patch", "node", name, "--type=merge", "-p", &patch], None)
+        .assert_success();
+    set_allocatable(cp, name, allocatable);
+}
+
+fn set_allocatable(cp: &ControlPlane, name: &str, allocatable: &[(&str, &str)]) {
+    let mut resources: BTreeMap<&str, &str> = [("cpu", "32"), ("memory", "128Gi"), ("pods", "110")].into();
+    resources.extend(allocatable.iter().copied());
+    let patch = json!({"status": {"allocatable": resources, "capacity": resources}}).to_string();
+    cp.kubectl(
+        &[
+            "patch",
+            "node",
+            name,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &patch,
+        ],
+        None,
+    )
+    .assert_success();
+}
+
+/// Deletes a PriorityClass (if any) and creates it with `value` (the value is immutable).
+fn recreate_priority_class(cp: &ControlPlane, name: &str, value: i64, preemption_policy: &str) {
+    cp.kubectl(&["delete", "priorityclass", name, "--ignore-not-found"], None)
+        .assert_success();
+    apply(
+        cp,
+        &json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": name},
+                "value": value, "preemptionPolicy": preemption_policy, "globalDefault": false}),
+    );
+}
+
+/// The value of a PriorityClass, if it exists.
+fn priority_class_value(cp: &ControlPlane, name: &str) -> Option<i64> {
+    let out = cp.kubectl(&["get", "priorityclass", name, "-o", "json"], None);
+    out.success().then(|| out.json()["value"].as_i64()).flatten()
+}
+
+/// The state every locked scenario starts from: two GPU nodes with 8 `nvidia.com/gpu` each (2
+/// GPUs x 4 slices) and no profile label, a CPU node (its GPUs do not count: no GPU label),
+/// the ConfigMap with key `any` at 4 replicas, the seed's PriorityClass values, no Coral label.
+fn baseline() {
+    let cp = harness::shared();
+    for node in GPU_NODES {
+        set_node(cp, node, &[("node-type", "gpu-worker")], &[("nvidia.com/gpu", "8")]);
+    }
+    set_node(cp, CPU_NODE, &[("node-type", "cpu")], &[("nvidia.com/gpu", "64")]);
+    apply(cp, &config_map(&[("any", device_plugin_config(4, false))]));
+    for (name, value) in [("high-priority", 1_000_000), ("medium-priority", 100_000)] {
+        if priority_class_value(cp, name) != Some(value) {
+            recreate_priority_class(cp, name, value, "PreemptLowerPriority");
+        }
+    }
+    for ns in ["vision", "coral-lab"] {
+        kubectl(&["label", "namespace", ns, "gpu-admission/coral-", "--overwrite"], None).assert_success();
+    }
+}
+
+// === workloads ===
+
+fn unique() -> u64 {
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A GPU container asking for `resources` (limits).
+fn container(name: &str, resources: &[(&str, &str)]) -> Value {
+    let limits: BTreeMap<&str, &str> = resources.iter().copied().collect();
+    json!({"name": name, "image": "nvcr.io/nvidia/k8s/cuda-sample:vectoradd-cuda12.5.0",
+           "resources": {"limits": limits}})
+}
+
+/// A pod spec carrying everything the mutating webhook would add (placement, toleration, class).
+fn complete_spec(containers: Vec<Value>, class: &str) -> Value {
+    json!({
+        "restartPolicy": "Never",
+        "priorityClassName": class,
+        "nodeSelector": {"node-type": "gpu-worker"},
+        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        "containers": containers,
+    })
+}
+
+fn pod(name: &str, namespace: &str, spec: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace}, "spec": spec})
+}
+
+/// A complete GPU pod (medium-priority) asking for `slices` of nvidia.com/gpu.
+fn slices_pod(namespace: &str, slices: u32) -> Value {
+    let name = format!("slices-{slices}-{}", unique());
+    let spec = complete_spec(
+        vec![container("cuda", &[("nvidia.com/gpu", &slices.to_string())])],
+        "medium-priority",
+    );
+    pod(&name, namespace, spec)
+}
+
+fn deployment(name: &str, namespace: &str, mut spec: Value) -> Value {
+    // A Deployment's pods restart: `Always` (the default) is the only value it accepts.
+    spec.as_object_mut().expect("spec").remove("restartPolicy");
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": {"app": name}}, "spec": spec}},
+    })
+}
+
+/// A pod mounting the Coral USB TPU (`/dev/bus/usb`); no GPU.
+fn coral_pod(namespace: &str) -> Value {
+    let name = format!("coral-{}", unique());
+    pod(
+        &name,
+        namespace,
+        json!({
+            "restartPolicy": "Never",
+            "containers": [{"name": "tpu", "image": "gcr.io/coral-project/edgetpu:latest",
+                            "volumeMounts": [{"name": "usb", "mountPath": "/dev/bus/usb"}]}],
+            "volumes": [{"name": "usb", "hostPath": {"path": "/dev/bus/usb"}}],
+        }),
+    )
+}
+
+/// `kubectl create --dry-run=server` of one object through the API server (and so the webhooks).
+fn dry_run(object: &Value) -> Output {
+    kubectl(&["create", "--dry-run=server", "-f", "-"], Some(&object.to_string()))
+}
+
+/// Polls `attempt` until it returns `Ok`, for at most `bound`; panics with the last `Err` and the
+/// webhook's log tail.
+#[track_caller]
+fn eventually<T>(what: &str, bound: Duration, w: &ClusterWebhook, mut attempt: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + bound;
+    loop {
+        match attempt() {
+            Ok(v) => return v,
+            Err(last) if Instant::now() > deadline => panic!(
+                "{what}: not within {bound:?}; last seen:\n{last}\n--- webhook log (tail) ---\n{}",
+                w.log_tail(30)
+            ),
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+/// Waits until a dry-run create of `object` is admitted; returns kubectl's output.
+#[track_caller]
+fn until_admitted(w: &ClusterWebhook, what: &str, object: &Value) -> Output {
+    eventually(what, WAIT, w, || {
+        let out = dry_run(object);
+        if out.success() {
+            Ok(out)
+        } else {
+            Err(format!("{out:?}"))
+        }
+    })
+}
+
+/// Waits until a dry-run create of `object` is denied by our webhook with `code`; returns stderr.
+#[track_caller]
+fn until_denied(w: &ClusterWebhook, what: &str, object: &Value, code: &str) -> String {
+    eventually(what, WAIT, w, || {
+        let out = dry_run(object);
+        let ours = out.stderr.contains("denied the request: gpu-admission:");
+        if !out.success() && ours && out.stderr.contains(&format!("[{code}]")) {
+            Ok(out.stderr)
+        } else {
+            Err(format!("{out:?}"))
+        }
+    })
+}
+
+// === the webhook process ===
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local addr").port()
+}
+
+/// A running `gpu-admission serve --cluster --kubeconfig FILE`.
+struct ClusterWebhook {
+    port: u16,
+    admin_port: u16,
+    certs: CertSet,
+    log: PathBuf,
+    child: Child,
+    /// Kills the webhook's process group once the test process is gone (even on SIGKILL).
+    reaper: Child,
+}
+
+impl ClusterWebhook {
+    /// Starts the webhook (files under `parent`); does not wait for readiness.
+    fn spawn(parent: &Path, kubeconfig: &Path, policy: &Path) -> ClusterWebhook {
+        let dir = parent.join(format!("cluster-webhook-{}", unique()));
+        fs::create_dir_all(&dir).expect("mkdir webhook dir");
+        let certs = CertSet::new_ca(&dir);
+        let (port, admin_port) = (free_port(), free_port());
+        let log_path = dir.join("webhook.log");
+        let log = fs::File::create(&log_path).expect("create webhook log");
+        let child = Command::new(BIN)
+            .arg("serve")
+            .arg(format!("--listen=127.0.0.1:{port}"))
+            .arg(format!("--admin-listen=127.0.0.1:{admin_port}"))
+            .arg(format!("--tls-cert={}", dir.join("tls.crt").display()))
+            .arg(format!("--tls-key={}", dir.join("tls.key").display()))
+            .arg(format!("--policy={}", policy.display()))
+            .arg("--cluster")
+            .arg(format!("--kubeconfig={}", kubeconfig.display()))
+            .arg("--log-format=json")
+            .arg("--shutdown-grace-ms=1000")
+            .env("RUST_LOG", "info")
+            .env_remove("GPU_ADMISSION_POLICY")
+            .env_remove("KUBECONFIG")
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log fd"))
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {BIN} serve --cluster: {e}"));
+        let script = r#"trap '' INT TERM HUP
+while kill -0 "$1" 2>/dev/null; do sleep 1; done
+kill -s KILL -- "-$2" 2>/dev/null"#;
+        let reaper = Command::new("sh")
+            .args(["-c", script, "cluster-webhook-reaper"])
+            .arg(std::process::id().to_string())
+            .arg(child.id().to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("spawn reaper");
+        ClusterWebhook {
+            port,
+            admin_port,
+            certs,
+            log: log_path,
+            child,
+            reaper,
+        }
+    }
+
+    /// Panics (with the log) if the process has exited.
+    #[track_caller]
+    fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!(
+                "gpu-admission serve --cluster exited ({status}):\n{}",
+                self.log_tail(40)
+            );
+        }
+    }
+
+    /// Waits for `/readyz` 200.
+    #[track_caller]
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + WAIT_BACKOFF;
+        loop {
+            self.assert_running();
+            let got = self.admin_get("/readyz");
+            if matches!(got, Ok((200, _))) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "serve --cluster not ready within {WAIT_BACKOFF:?} (last: {got:?}):\n{}",
+                self.log_tail(40)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn log_tail(&self, n: usize) -> String {
+        harness::tail(&self.log, n)
+    }
+
+    /// GET on the admin port over HTTP/1.0: (status, body).
+    fn admin_get(&self, path: &str) -> std::io::Result<(u16, String)> {
+        let mut c = TcpStream::connect((Ipv4Addr::LOCALHOST, self.admin_port))?;
+        c.set_read_timeout(Some(Duration::from_secs(10)))?;
+        write!(c, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+        let mut buf = String::new();
+        c.read_to_string(&mut buf)?;
+        let (head, body) = buf.split_once("\r\n\r\n").unwrap_or((&buf, ""));
+        let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        Ok((status, body.to_string()))
+    }
+
+    #[track_caller]
+    fn metrics(&self) -> String {
+        match self.admin_get("/metrics") {
+            Ok((200, body)) => body,
+            other => panic!("GET /metrics: {other:?}\n{}", self.log_tail(20)),
+        }
+    }
+
+    /// One `{resource="..."}` sample of a cluster metric.
+    #[track_caller]
+    fn cluster_metric(&self, name: &str, resource: &str) -> f64 {
+        let text = self.metrics();
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&format!("{name}{{resource=\"{resource}\"}}"))),
+            "/metrics has no {name}{{resource=\"{resource}\"}}:\n{text}"
+        );
+        webhook::metric_sum(&text, name, &[("resource", resource)])
+    }
+
+    /// POSTs an AdmissionReview to `/mutate` or `/validate` over HTTPS; returns its `response`.
+    #[track_caller]
+    fn review(&self, endpoint: &str, object: &Value) -> Value {
+        let namespace = object["metadata"]["namespace"].as_str().unwrap_or("default");
+        let body = admission_review(object, namespace).to_string();
+        let (status, bytes) = https_post(self.port, &self.certs.ca_pem(), endpoint, body.as_bytes())
+            .unwrap_or_else(|e| panic!("POST {endpoint}: {e}\n{}", self.log_tail(20)));
+        let text = String::from_utf8_lossy(&bytes);
+        assert_eq!(status, 200, "POST {endpoint}: HTTP {status}: {text}");
+        let review: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("POST {endpoint}: {e}: {text}"));
+        review["response"].clone()
+    }
+}
+
+impl Drop for ClusterWebhook {
+    fn drop(&mut self) {
+        let _ = Command::new("sh")
+            .args(["-c", r#"kill -s TERM "$1" 2>/dev/null"#, "kill"])
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !matches!(self.child.try_wait(), Ok(Some(_))) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = self.reaper.kill();
+        let _ = self.reaper.wait();
+    }
+}
+
+/// An AdmissionReview v1 request (CREATE) for `object`, as the API server sends it.
+fn admission_review(object: &Value, namespace: &str) -> Value {
+    let api_version = object["apiVersion"].as_str().unwrap_or("v1");
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let kind = object["kind"].as_str().unwrap_or("Pod");
+    let resource = format!("{}s", kind.to_ascii_lowercase());
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": format!("e2e-cluster-{}", unique()),
+            "kind": {"group": group, "version": version, "kind": kind},
+            "resource": {"group": group, "version": version, "resource": resource},
+            "requestKind": {"group": group, "version": version, "kind": kind},
+            "requestResource": {"group": group, "version": version, "resource": resource},
+            "name": object["metadata"]["name"].as_str().unwrap_or(""),
+            "namespace": namespace,
+            "operation": "CREATE",
+            "userInfo": {"username": "e2e"},
+            "object": object,
+            "oldObject": null,
+            "dryRun": true,
+            "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"}
+        }
+    })
+}
+
+/// HTTPS POST (HTTP/1.0, so the body is not chunked) trusting `ca_pem`: (status, body).
+fn https_post(port: u16, ca_pem: &str, path: &str, body: &[u8]) -> Result<(u16, Vec<u8>), String> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots
+            .add(cert.map_err(|e| format!("CA PEM: {e}"))?)
+            .map_err(|e| format!("CA: {e}"))?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::IpAddress(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST).into());
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
+    let sock = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).map_err(|e| format!("connect: {e}"))?;
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    let mut tls = rustls::StreamOwned::new(conn, sock);
+    let head = format!(
+        "POST {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    tls.write_all(head.as_bytes()).map_err(|e| format!("write: {e}"))?;
+    tls.write_all(body).map_err(|e| format!("write: {e}"))?;
+    tls.flush().map_err(|e| format!("flush: {e}"))?;
+    let mut buf = Vec::new();
+    if let Err(e) = tls.read_to_end(&mut buf) {
+        // A peer that closes without close_notify still sent the whole response.
+        if e.kind() != std::io::ErrorKind::UnexpectedEof || buf.is_empty() {
+            return Err(format!("read: {e}"));
+        }
+    }
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| format!("no HTTP head in {:?}", String::from_utf8_lossy(&buf)))?;
+    let head = String::from_utf8_lossy(&buf[..split]).to_string();
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    Ok((status, buf[split + 4..].to_vec()))
+}
+
+// === reading answers ===
+
+/// What a review response says, in the terms `check --output json` uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Verdict {
+    denied: bool,
+    /// Codes reported: violations (denying and warning) and fixes given as warnings.
+    codes: BTreeSet<String>,
+}
+
+/// The code a warning starts with (`CODE: ...`, for violations and fixes alike).
+fn warning_code(w: &str) -> Option<String> {
+    let (code, _) = w.split_once(": ")?;
+    code.chars()
+        .all(|c| c.is_ascii_uppercase() || c == '_')
+        .then(|| code.to_string())
+}
+
+/// The codes in a response: `[CODE]` in a denial's message (every violation is listed there),
+/// and the warnings' codes (`warn` violations, and fixes templates' pods will get).
+fn verdict_of(response: &Value) -> Verdict {
+    let denied = response["allowed"] == false;
+    let mut codes = BTreeSet::new();
+    if denied {
+        let message = response["status"]["message"].as_str().unwrap_or("");
+        let re = regex::Regex::new(r"\[([A-Z_]+)\]").expect("regex");
+        codes.extend(re.captures_iter(message).map(|c| c[1].to_string()));
+    }
+    let warnings = response["warnings"].as_array().into_iter().flatten();
+    codes.extend(warnings.filter_map(|w| warning_code(w.as_str()?)));
+    Verdict { denied, codes }
+}
+
+fn code_set(codes: &[&str]) -> BTreeSet<String> {
+    codes.iter().map(|c| c.to_string()).collect()
+}
+
+/// The JSON patch of a `/mutate` response (empty when none).
+fn patch_of(response: &Value) -> Value {
+    match response["patch"].as_str() {
+        Some(b64) => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .expect("patch base64");
+            serde_json::from_slice(&bytes).expect("patch JSON")
+        }
+        None => json!([]),
+    }
+}
+
+/// The pod spec of a Pod read back from the API server.
+#[track_caller]
+fn get_pod(namespace: &str, name: &str) -> Value {
+    kubectl(&["get", "pod", name, "-n", namespace, "-o", "json"], None)
+        .assert_success()
+        .json()
+}
+
+// === scenarios ===
+
+/// `/readyz` answers 503 until every watch cache has listed once: here the ServiceAccount is not
+/// bound yet (403 on every list, counted as watch errors); once it is bound to deploy/'s
+/// ClusterRole, the caches sync, `/readyz` answers 200 and the synced gauges say 1. Also shows
+/// that the ClusterRole (get, list, watch) is enough.
+#[test]
+fn readyz_waits_for_the_first_sync_of_every_cache() {
+    let cp = harness::shared();
+    webhook::ensure_namespaces(NAMESPACES);
+    ensure_rbac();
+    let sa = "gpu-admission-late";
+    cp.kubectl(&["delete", "clusterrolebinding", sa, "--ignore-not-found"], None)
+        .assert_success();
+    ensure_service_account(cp, sa);
+    let kubeconfig = sa_kubeconfig(cp, sa, "sa-late.kubeconfig");
+    let mut w = ClusterWebhook::spawn(cp.dir(), &kubeconfig, &policy_file());
+
+    // Unbound: every list is refused; /readyz says why, the errors are counted.
+    let body = eventually("/readyz 503 naming the caches", WAIT, &w, || {
+        match w.admin_get("/readyz") {
+            Ok((503, body))
+                if body.contains("cluster caches not synced: nodes, configmaps, priorityclasses, namespaces") =>
+            {
+                Ok(body)
+            }
+            other => Err(format!("{other:?}")),
+        }
+    });
+    eventually("watch errors counted while forbidden", WAIT, &w, || {
+        let errors = w.cluster_metric("gpu_admission_cluster_watch_errors_total", "nodes");
+        if errors > 0.0 {
+            Ok(())
+        } else {
+            Err(format!("errors {errors}"))
+        }
+    });
+    w.assert_running();
+    assert_eq!(
+        w.cluster_metric("gpu_admission_cluster_cache_synced", "nodes"),
+        0.0,
+        "synced while forbidden? /readyz said: {body}"
+    );
+    assert_eq!(w.admin_get("/readyz").expect("readyz").0, 503);
+
+    // Never synced, `unsyncedAction: fallback`: the policy file's numbers (4 per container).
+    let five = verdict_of(&w.review("/validate", &slices_pod("team-a", 5)));
+    assert_eq!(five.codes, code_set(&["SLICES_CONTAINER_EXCEEDED"]), "{five:?}");
+    assert!(!verdict_of(&w.review("/validate", &slices_pod("team-a", 4))).denied);
+
+    // Bound to deploy/base's ClusterRole: the caches sync (after the watch's retry backoff).
+    cp.kubectl(
+        &[
+            "create",
+            "clusterrolebinding",
+            sa,
+            "--clusterrole=gpu-admission",
+            &format!("--serviceaccount={SA_NAMESPACE}:{sa}"),
+        ],
+        None,
+    )
+    .assert_success();
+    w.wait_ready();
+    for resource in ["nodes", "configmaps", "priorityclasses", "namespaces"] {
+        assert_eq!(
+            w.cluster_metric("gpu_admission_cluster_cache_synced", resource),
+            1.0,
+            "{resource} not synced although /readyz is 200:\n{}",
+            w.metrics()
+        );
+    }
+    cp.kubectl(&["delete", "clusterrolebinding", sa], None).assert_success();
+}
+
+/// deploy/base/rbac.yaml gives the webhook's ServiceAccount get, list and watch on the four
+/// resources it caches, and nothing else (it never writes, and reads no Secrets).
+#[test]
+fn rbac_is_read_only_on_the_cached_resources() {
+    let cp = harness::shared();
+    ensure_rbac();
+    let who = format!("--as=system:serviceaccount:{SA_NAMESPACE}:gpu-admission");
+    let can = |verb: &str, resource: &str| {
+        let out = cp.kubectl(&["auth", "can-i", verb, resource, "--all-namespaces", &who], None);
+        match out.stdout.trim() {
+            "yes" => true,
+            "no" => false,
+            _ => panic!("kubectl auth can-i {verb} {resource}: {out:?}"),
+        }
+    };
+    for resource in ["nodes", "configmaps", "namespaces", "priorityclasses.scheduling.k8s.io"] {
+        for verb in ["get", "list", "watch"] {
+            assert!(can(verb, resource), "cannot {verb} {resource}");
+        }
+        for verb in ["create", "update", "patch", "delete"] {
+            assert!(!can(verb, resource), "may {verb} {resource}");
+        }
+    }
+    for resource in ["secrets", "pods", "deployments.apps"] {
+        assert!(!can("get", resource), "may get {resource}");
+    }
+}
+
+/// `cluster.unsyncedAction: deny`: while the caches have never synced (here: the ServiceAccount
+/// is never bound), GPU workloads are denied with `CLUSTER_STATE_UNAVAILABLE`; other pods are
+/// decided as usual.
+#[test]
+fn never_synced_caches_deny_gpu_workloads_when_told_to() {
+    let cp = harness::shared();
+    webhook::ensure_namespaces(NAMESPACES);
+    let sa = "gpu-admission-unbound";
+    ensure_service_account(cp, sa);
+    let kubeconfig = sa_kubeconfig(cp, sa, "sa-unbound.kubeconfig");
+    let w = ClusterWebhook::spawn(cp.dir(), &kubeconfig, &policy_file_with("deny"));
+    // Serving (certificate and policy loaded), only the caches missing.
+    eventually("the caches are the only thing missing", WAIT, &w, || {
+        match w.admin_get("/readyz") {
+            Ok((503, body))
+                if body == "not ready: cluster caches not synced: nodes, configmaps, priorityclasses, namespaces\n" =>
+            {
+                Ok(())
+            }
+            other => Err(format!("{other:?}")),
+        }
+    });
+    let response = w.review("/validate", &slices_pod("team-a", 1));
+    assert_eq!(
+        verdict_of(&response),
+        Verdict {
+            denied: true,
+            codes: code_set(&["CLUSTER_STATE_UNAVAILABLE"])
+        },
+        "{response}"
+    );
+    assert!(
+        response["status"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("have not been read yet, and cluster.unsyncedAction is deny"),
+        "{response}"
+    );
+    let coral = w.review("/validate", &coral_pod("ai"));
+    assert_eq!(coral["allowed"], true, "Coral in `ai` (not a GPU workload): {coral}");
+    assert_eq!(w.admin_get("/readyz").expect("readyz").0, 503);
+}
+
+/// The ConfigMap goes from `replicas: 4` to `replicas: 2` (and the nodes' allocatable from 8 to
+/// 4, as the device plugin re-advertises): a pod asking for 3 slices goes from admitted to denied,
+/// with the reason naming the config, and back; the webhook process is the same throughout.
+#[test]
+fn slice_limit_follows_the_config_map_without_restart() {
+    let w = env();
+    let _guard = lock();
+    baseline();
+    let cp = harness::shared();
+    let pid = w.pid();
+    let three = slices_pod("team-a", 3);
+
+    let out = until_admitted(w, "3 slices with replicas 4", &three);
+    assert!(out.stdout.contains("created (server dry run)"), "{out:?}");
+
+    apply(cp, &config_map(&[("any", device_plugin_config(2, false))]));
+    for node in GPU_NODES {
+        set_allocatable(cp, node, &[("nvidia.com/gpu", "4")]);
+    }
+    let stderr = until_denied(w, "3 slices with replicas 2", &three, "SLICES_CONTAINER_EXCEEDED");
+    assert!(
+        stderr.contains(
+            "spec.containers[0].resources.limits[nvidia.com/gpu]: container `cuda` asks for 3 nvidia.com/gpu; at most 2 per container (node gpu-node-1 uses device-plugin config `any`: 2 slices per GPU): ask for 2 or fewer"
+        ),
+        "{stderr}"
+    );
+    until_admitted(w, "2 slices with replicas 2", &slices_pod("team-a", 2));
+
+    // And back up.
+    apply(cp, &config_map(&[("any", device_plugin_config(4, false))]));
+    for node in GPU_NODES {
+        set_allocatable(cp, node, &[("nvidia.com/gpu", "8")]);
+    }
+    until_admitted(w, "3 slices with replicas 4 again", &three);
+    assert_eq!(w.pid(), pid, "the webhook restarted");
+    assert_eq!(
+        w.cluster_metric("gpu_admission_cluster_cache_synced", "configmaps"),
+        1.0
+    );
+}
+
+/// A second profile (`strict`: failRequestsGreaterThanOne) in the ConfigMap, chosen per node with
+/// the `nvidia.com/device-plugin.config` label: once every GPU node uses it, a container may ask
+/// for 1 slice only, and the message names the profile.
+#[test]
+fn node_profile_label_sets_the_per_container_limit() {
+    let w = env();
+    let _guard = lock();
+    baseline();
+    let cp = harness::shared();
+    apply(
+        cp,
+        &config_map(&[
+            ("any", device_plugin_config(4, false)),
+            ("strict", device_plugin_config(4, true)),
+        ]),
+    );
+    let two = slices_pod("team-a", 2);
+    until_admitted(w, "2 slices with the default profile", &two);
+
+    for node in GPU_NODES {
+        kubectl(
+            &["label", "node", node, &format!("{PROFILE_LABEL}=strict"), "--overwrite"],
+            None,
+        )
+        .assert_success();
+    }
+    let stderr = until_denied(w, "2 slices on strict nodes", &two, "SLICES_CONTAINER_EXCEEDED");
+    assert!(
+        stderr.contains(
+            "at most 1 per container (node gpu-node-1 uses device-plugin config `strict` with failRequestsGreaterThanOne)"
+        ),
+        "{stderr}"
+    );
+    until_admitted(w, "1 slice on strict nodes", &slices_pod("team-a", 1));
+
+    // One node back on the default profile: the most any GPU node allows applies again.
+    kubectl(&["label", "node", GPU_NODES[1], &format!("{PROFILE_LABEL}-")], None).assert_success();
+    until_admitted(w, "2 slices with one node on `any`", &two);
+}
+
+/// `medium-priority` deleted and recreated with another value and preemption policy: a bare GPU
+/// pod in a namespace defaulting to it is stored with the new values (the Priority admission
+/// plugin accepts them). While the class is missing, the pod is denied clearly.
+#[test]
+fn new_priority_class_value_is_used_for_bare_pods() {
+    let w = env();
+    let _guard = lock();
+    baseline();
+    let cp = harness::shared();
+    let classless = || {
+        let spec = json!({
+            "restartPolicy": "Never",
+            "containers": [container("cuda", &[("nvidia.com/gpu", "1")])],
+        });
+        pod(&format!("bare-{}", unique()), "team-a", spec)
+    };
+
+    // The class is gone: the webhook says so (instead of the Priority plugin, later).
+    cp.kubectl(&["delete", "priorityclass", "medium-priority"], None)
+        .assert_success();
+    let stderr = until_denied(w, "class missing", &classless(), "PRIORITY_CLASS_NOT_FOUND");
+    assert!(
+        stderr.contains("PriorityClass `medium-priority` does not exist in the cluster"),
+        "{stderr}"
+    );
+    // A template naming it is refused now, not when its ReplicaSet creates pods.
+    let d = deployment(
+        &format!("d-{}", unique()),
+        "team-a",
+        complete_spec(vec![container("cuda", &[("nvidia.com/gpu", "1")])], "medium-priority"),
+    );
+    until_denied(w, "Deployment naming a missing class", &d, "PRIORITY_CLASS_NOT_FOUND");
+
+    recreate_priority_class(cp, "medium-priority", 250_000, "Never");
+    // Sync point, without the API server: the mutating webhook patches the new value.
+    eventually("the webhook patches priority 250000", WAIT, w, || {
+        let patch = patch_of(&w.review("/mutate", &classless()));
+        let value = patch
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|op| op["path"] == "/spec/priority");
+        match value {
+            Some(op) if op["value"] == 250_000 => Ok(()),
+            _ => Err(format!("{patch}")),
+        }
+    });
+
+    let bare = classless();
+    let name = bare["metadata"]["name"].as_str().expect("name").to_string();
+    let out = kubectl(&["create", "-f", "-"], Some(&bare.to_string()));
+    assert!(
+        out.success(),
+        "the API server refused the bare pod (Priority plugin?): {out:?}\n{}",
+        w.log_tail(20)
+    );
+    let stored = get_pod("team-a", &name);
+    let spec = &stored["spec"];
+    assert_eq!(spec["priorityClassName"], "medium-priority", "{spec}");
+    assert_eq!(spec["priority"], 250_000, "{spec}");
+    assert_eq!(spec["preemptionPolicy"], "Never", "{spec}");
+    assert_eq!(spec["nodeSelector"]["node-type"], "gpu-worker", "{spec}");
+    kubectl(&["delete", "pod", &name, "-n", "team-a", "--wait=false"], None).assert_success();
+
+    recreate_priority_class(cp, "medium-priority", 100_000, "PreemptLowerPriority");
+}
+
+/// Labelling a namespace `gpu-admission/coral=enabled` lets its pods mount `/dev/bus/usb`;
+/// removing the label takes it away again.
+#[test]
+fn namespace_label_switches_coral_on() {
+    let w = env();
+    let _guard = lock();
+    baseline();
+    let coral = coral_pod("vision");
+    let stderr = until_denied(
+        w,
+        "Coral outside a Coral namespace",
+        &coral,
+        "HOSTPATH_NAMESPACE_NOT_ALLOWED",
+    );
+    assert!(stderr.contains("or labelled gpu-admission/coral=enabled"), "{stderr}");
+
+    kubectl(&["label", "namespace", "vision", "gpu-admission/coral=enabled"], None).assert_success();
+    let out = until_admitted(w, "Coral in a labelled namespace", &coral);
+    assert!(out.stdout.contains("created (server dry run)"), "{out:?}");
+
+    kubectl(&["label", "namespace", "vision", "gpu-admission/coral-"], None).assert_success();
+    until_denied(w, "Coral after unlabelling", &coral, "HOSTPATH_NAMESPACE_NOT_ALLOWED");
+}
+
+/// A resource no GPU node offers (MIG on RTX 3090s) is warned (the policy's default), and the
+/// warning goes once a node offers it.
+#[test]
+fn resource_no_node_offers_is_warned() {
+    let w = env();
+    let _guard = lock();
+    baseline();
+    let cp = harness::shared();
+    let mig = pod(
+        &format!("mig-{}", unique()),
+        "team-a",
+        complete_spec(
+            vec![container("cuda", &[("nvidia.com/mig-3g.20gb", "1")])],
+            "medium-priority",
+        ),
+    );
+    let out = eventually("warning for nvidia.com/mig-3g.20gb", WAIT, w, || {
+        let out = dry_run(&mig);
+        if out.success() && out.stderr.contains("Warning: GPU_RESOURCE_NOT_OFFERED") {
+            Ok(out)
+        } else {
+            Err(format!("{out:?}"))
+        }
+    });
+    assert!(
+        out.stderr.contains(
+            "Warning: GPU_RESOURCE_NOT_OFFERED: no GPU node offers `nvidia.com/mig-3g.20gb` (only nvidia.com/gpu): the pod would stay Pending"
+        ),
+        "{out:?}"
+    );
+
+    set_allocatable(
+        cp,
+        GPU_NODES[1],
+        &[("nvidia.com/gpu", "8"), ("nvidia.com/mig-3g.20gb", "2")],
+    );
+    eventually("no warning once a node offers it", WAIT, w, || {
+        let out = dry_run(&mig);
+        if out.success() && !out.stderr.contains("GPU_RESOURCE_NOT_OFFERED") {
+            Ok(())
+        } else {
+            Err(format!("{out:?}"))
+        }
+    });
+}
+
+/// `check --cluster-state DIR` on `kubectl get -o yaml` dumps and the running `serve --cluster`
+/// decide alike: for each manifest, the same denial or not, the same violation codes, the same
+/// fixes (a pod's `/mutate` patch equals `check`'s patch; a template's "pods will get" warnings
+/// equal `check`'s). The state differs from the policy file's numbers, so both read the cluster.
+#[test]
+fn check_cluster_state_decides_as_the_server() {
+    let w = env();
+    let _guard = lock();
+    baseline();
+    let cp = harness::shared();
+
+    // A state the policy file does not describe: 3 slices per GPU on `any`; gpu-node-2 on
+    // `strict`; 6 and 8 slices allocatable; medium-priority at 150000; Coral in `coral-lab`.
+    apply(
+        cp,
+        &config_map(&[
+            ("any", device_plugin_config(3, false)),
+            ("strict", device_plugin_config(4, true)),
+        ]),
+    );
+    set_allocatable(cp, GPU_NODES[0], &[("nvidia.com/gpu", "6")]);
+    kubectl(
+        &["label", "node", GPU_NODES[1], &format!("{PROFILE_LABEL}=strict")],
+        None,
+    )
+    .assert_success();
+    recreate_priority_class(cp, "medium-priority", 150_000, "PreemptLowerPriority");
+    kubectl(
+        &["label", "namespace", "coral-lab", "gpu-admission/coral=enabled"],
+        None,
+    )
+    .assert_success();
+
+    let gpu = |n: &str| container("cuda", &[("nvidia.com/gpu", n)]);
+    let bare = |containers: Vec<Value>| json!({"restartPolicy": "Never", "containers": containers});
+    let manifests = vec![
+        pod("p-3", "team-a", complete_spec(vec![gpu("3")], "medium-priority")),
+        // 4 per container: the file allows it, the cluster (3 per GPU) does not.
+        pod("p-4", "team-a", complete_spec(vec![gpu("4")], "medium-priority")),
+        // 3 x 3 = 9 > 8 allocatable on the largest node.
+        pod(
+            "p-9",
+            "team-a",
+            complete_spec(vec![gpu("3"), gpu("3"), gpu("3")], "medium-priority"),
+        ),
+        pod("bare-team-a", "team-a", bare(vec![gpu("1")])),
+        pod("bare-ai", "ai", bare(vec![gpu("1")])),
+        pod(
+            "p-mig",
+            "team-a",
+            complete_spec(
+                vec![container("cuda", &[("nvidia.com/mig-3g.20gb", "1")])],
+                "medium-priority",
+            ),
+        ),
+        pod("p-low", "team-a", complete_spec(vec![gpu("1")], "low-priority")),
+        coral_pod("coral-lab"),
+        coral_pod("team-a"),
+        pod(
+            "p-root",
+            "team-a",
+            json!({"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}],
+                   "volumes": [{"name": "root", "hostPath": {"path": "/"}}]}),
+        ),
+        deployment("d-2", "team-a", complete_spec(vec![gpu("2")], "medium-priority")),
+        deployment("d-5", "team-a", complete_spec(vec![gpu("5")], "medium-priority")),
+        deployment("d-incomplete", "ai", bare(vec![gpu("1")])),
+    ];
+    let dir = cp.dir().join(format!("parity-{}", unique()));
+    fs::create_dir_all(dir.join("state")).expect("mkdir state");
+    let docs: Vec<String> = manifests.iter().map(|m| format!("---\n{m}\n")).collect();
+    fs::write(dir.join("manifests.yaml"), docs.concat()).expect("write manifests");
+
+    // The server first: once it answers as the cluster now is (eventually), dump and compare.
+    let offline = |state: &Path| -> Vec<Value> {
+        let out = Command::new(BIN)
+            .args(["check", "--output", "json", "--policy"])
+            .arg(policy_file())
+            .arg("--cluster-state")
+            .arg(state)
+            .arg(dir.join("manifests.yaml"))
+            .output()
+            .expect("run check");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "check failed ({}): {stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_str::<Vec<Value>>(&stdout).unwrap_or_else(|e| panic!("check JSON: {e}: {stdout}"))
+    };
+    let state = dir.join("state");
+    let dump = |args: &[&str], file: &str| {
+        let out = kubectl(args, None);
+        out.assert_success();
+        fs::write(state.join(file), &out.stdout).expect("write dump");
+    };
+    dump(
+        &["get", "nodes,priorityclasses,namespaces", "-o", "yaml"],
+        "cluster.yaml",
+    );
+    dump(
+        &[
+            "get",
+            "configmap",
+            "-n",
+            "gpu-operator",
+            "time-slicing-config",
+            "-o",
+            "yaml",
+        ],
+        "device-plugin.yaml",
+    );
+    let reports = offline(&state);
+    assert_eq!(reports.len(), manifests.len(), "{reports:#?}");
+
+    let server_view = |m: &Value| -> (Verdict, Value) {
+        let is_pod = m["kind"] == "Pod";
+        if is_pod {
+            let patch = patch_of(&w.review("/mutate", m));
+            let mut patched = m.clone();
+            json_patch::patch(
+                &mut patched,
+                &serde_json::from_value::<json_patch::Patch>(patch.clone()).unwrap(),
+            )
+            .expect("mutate patch applies");
+            (verdict_of(&w.review("/validate", &patched)), patch)
+        } else {
+            (verdict_of(&w.review("/validate", m)), json!([]))
+        }
+    };
+    // `check` reports a Pod's fixes as its patch (the server's `/mutate` patch), and a
+    // template's as warnings (the server's "pods will get" warnings).
+    let offline_view = |r: &Value, is_pod: bool| -> (Verdict, Value) {
+        let mut codes: BTreeSet<String> = r["violations"]
+            .as_array()
+            .expect("violations")
+            .iter()
+            .map(|v| v["code"].as_str().expect("code").to_string())
+            .collect();
+        let denied = r["decision"] == "denied";
+        if is_pod {
+            let patch = if denied { json!([]) } else { r["patch"].clone() };
+            (Verdict { denied, codes }, patch)
+        } else {
+            let warnings = r["warnings"].as_array().expect("warnings").iter();
+            codes.extend(warnings.filter_map(|w| warning_code(w.as_str()?)));
+            (Verdict { denied, codes }, json!([]))
+        }
+    };
+
+    let compare = || -> Result<(), String> {
+        let mut diffs = Vec::new();
+        for (m, r) in manifests.iter().zip(&reports) {
+            let is_pod = m["kind"] == "Pod";
+            let (server, mut server_patch) = server_view(m);
+            if server.denied {
+                server_patch = json!([]);
+            }
+            let (offline, offline_patch) = offline_view(r, is_pod);
+            if (&server, &server_patch) != (&offline, &offline_patch) {
+                diffs.push(format!(
+                    "{} {}/{}:\n  server:  {server:?} {server_patch}\n  offline: {offline:?} {offline_patch}",
+                    m["kind"], m["metadata"]["namespace"], m["metadata"]["name"]
+                ));
+            }
+        }
+        if diffs.is_empty() {
+            Ok(())
+        } else {
+            Err(diffs.join("\n"))
+        }
+    };
+    eventually("check --cluster-state and serve --cluster agree", WAIT, w, compare);
+
+    // Not a trivial agreement: the cluster's numbers were used, not the policy file's.
+    let by_name = |name: &str| {
+        reports
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("no report for {name}: {reports:#?}"))
+    };
+    let codes = |name: &str| offline_view(by_name(name), true).0;
+    assert_eq!(codes("p-3").codes, code_set(&[]));
+    assert_eq!(codes("p-4").codes, code_set(&["SLICES_CONTAINER_EXCEEDED"]));
+    assert_eq!(codes("p-9").codes, code_set(&["SLICES_POD_EXCEEDED"]));
+    assert_eq!(codes("p-mig").codes, code_set(&["GPU_RESOURCE_NOT_OFFERED"]));
+    assert_eq!(codes("p-low").codes, code_set(&["PRIORITY_CLASS_NOT_ALLOWED"]));
+    assert_eq!(codes("p-root").codes, code_set(&["HOSTPATH_NOT_ALLOWED"]));
+    assert_eq!(codes("d-5").codes, code_set(&["SLICES_CONTAINER_EXCEEDED"]));
+    let coral: Vec<&Value> = reports
+        .iter()
+        .filter(|r| r["name"].as_str().unwrap_or("").starts_with("coral-"))
+        .collect();
+    assert_eq!(coral.len(), 2);
+    assert_eq!(
+        coral[0]["decision"], "allowed",
+        "Coral in the labelled namespace: {:#}",
+        coral[0]
+    );
+    assert_eq!(coral[1]["decision"], "denied", "Coral in team-a: {:#}", coral[1]);
+    let bare_patch = by_name("bare-team-a")["patch"].to_string();
+    assert!(
+        bare_patch.contains("150000"),
+        "medium-priority's cluster value: {bare_patch}"
+    );
+    assert!(
+        by_name("p-4")["violations"][0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("device-plugin config `any`: 3 slices per GPU"),
+        "{:#}",
+        by_name("p-4")
+    );
+    assert_eq!(by_name("d-incomplete")["decision"], "mutated");
+
+    kubectl(&["label", "namespace", "coral-lab", "gpu-admission/coral-"], None).assert_success();
+}
+
+// === the API server goes away ===
+
+/// A private control plane, a webhook with cluster facts that differ from the policy file
+/// (`replicas: 2`), then the API server and etcd are stopped: the webhook keeps deciding from its
+/// cache (the same denial and the same admission as before), stays ready, counts watch errors,
+/// and its staleness grows.
+#[test]
+fn api_server_gone_keeps_answering_from_the_cache() {
+    let cp = ControlPlane::start();
+    for ns in ["gpu-operator", "team-a"] {
+        apply(
+            &cp,
+            &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        );
+    }
+    for node in GPU_NODES {
+        set_node(&cp, node, &[("node-type", "gpu-worker")], &[("nvidia.com/gpu", "4")]);
+    }
+    apply(&cp, &config_map(&[("any", device_plugin_config(2, false))]));
+    apply(
+        &cp,
+        &json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": "medium-priority"}, "value": 100_000}),
+    );
+    // The webhook's files outlive the control plane's directory.
+    let files = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = files.path().join("kubeconfig");
+    fs::copy(cp.kubeconfig_path(), &kubeconfig).expect("copy kubeconfig");
+    let ca = files.path().join("apiserver-ca.crt");
+    fs::copy(cp.ca_cert_path(), &ca).expect("copy CA");
+    let text = fs::read_to_string(&kubeconfig).expect("read kubeconfig");
+    let admin = |f: &str| cp.dir().join(f);
+    let mut text = text.replace(&cp.ca_cert_path().display().to_string(), &ca.display().to_string());
+    for f in ["admin.crt", "admin.key"] {
+        let copy = files.path().join(f);
+        fs::copy(admin(f), &copy).expect("copy admin cert");
+        text = text.replace(&admin(f).display().to_string(), &copy.display().to_string());
+    }
+    fs::write(&kubeconfig, text).expect("write kubeconfig");
+    let policy = files.path().join("policy.yaml");
+    fs::copy(webhook::repo().join("policies/default.yaml"), &policy).expect("copy policy");
+
+    let mut w = ClusterWebhook::spawn(files.path(), &kubeconfig, &policy);
+    w.wait_ready();
+    let three = slices_pod("team-a", 3);
+    let two = slices_pod("team-a", 2);
+    let before = eventually("3 slices denied with replicas 2", WAIT, &w, || {
+        let v = verdict_of(&w.review("/validate", &three));
+        if v.denied { Ok(v) } else { Err(format!("{v:?}")) }
+    });
+    assert_eq!(before.codes, code_set(&["SLICES_CONTAINER_EXCEEDED"]));
+    assert!(!verdict_of(&w.review("/validate", &two)).denied);
+
+    drop(cp);
+
+    let errors = eventually("watch errors after the API server is gone", WAIT_BACKOFF, &w, || {
+        let e = w.cluster_metric("gpu_admission_cluster_watch_errors_total", "nodes");
+        if e > 0.0 {
+            Ok(e)
+        } else {
+            Err(format!("nodes errors {e}"))
+        }
+    });
+    assert!(errors > 0.0);
+    assert_eq!(
+        verdict_of(&w.review("/validate", &three)),
+        before,
+        "decision changed without the API server"
+    );
+    assert!(!verdict_of(&w.review("/validate", &two)).denied);
+    let response = w.review("/validate", &three);
+    assert!(
+        response["status"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("at most 2 per container"),
+        "{response}"
+    );
+    assert_eq!(w.admin_get("/readyz").expect("readyz").0, 200, "ready from the cache");
+
+    let first = w.cluster_metric("gpu_admission_cluster_cache_staleness_seconds", "nodes");
+    let second = eventually("staleness grows", WAIT, &w, || {
+        let s = w.cluster_metric("gpu_admission_cluster_cache_staleness_seconds", "nodes");
+        if s > first {
+            Ok(s)
+        } else {
+            Err(format!("{s} after {first}"))
+        }
+    });
+    assert!(second > first);
+    w.assert_running();
+}
