@@ -103,7 +103,7 @@ impl ClusterFacts {
             .cluster
             .default_config
             .clone()
-            .or_else(|| fallback_config(&facts.configs));
+            .or_else(|| fallback_config(facts.configs.keys()));
         let selector = &spec.rules.placement.node_selector;
         for node in nodes {
             let node_labels = labels(node);
@@ -232,13 +232,14 @@ impl ClusterFacts {
 /// The key the device plugin's config-manager falls back to for a node without the label when no
 /// default is set, with the Helm chart's `fallbackStrategies: [named, single]`: the key named
 /// `default`, else the only key.
-fn fallback_config<V>(configs: &BTreeMap<String, V>) -> Option<String> {
-    if configs.contains_key(NAMED_FALLBACK) {
+/// Shared with `--time-slicing FILE` (a ConfigMap read offline chooses its key the same way).
+pub fn fallback_config<'a>(keys: impl IntoIterator<Item = &'a String>) -> Option<String> {
+    let keys: Vec<&String> = keys.into_iter().collect();
+    if keys.iter().any(|k| *k == NAMED_FALLBACK) {
         return Some(NAMED_FALLBACK.to_string());
     }
-    let mut keys = configs.keys();
-    match (keys.next(), keys.next()) {
-        (Some(only), None) => Some(only.clone()),
+    match keys.as_slice() {
+        [only] => Some((*only).clone()),
         _ => None,
     }
 }

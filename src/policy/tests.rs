@@ -167,6 +167,10 @@ fn time_slicing_shapes() {
     assert_eq!((ts.spec.replicas, ts.spec.fail_requests_greater_than_one), (2, true));
     let ts = TimeSlicing::from_yaml_str(CONFIG, "config.yaml").unwrap();
     assert_eq!(ts.spec.replicas, 2);
+    // A key named `default` is the device plugin's fallback, as for unlabelled nodes.
+    let with_default = configmap_many.replace("  b: |", "  default: |");
+    let ts = TimeSlicing::from_yaml_str(&with_default, "cm.yaml").unwrap();
+    assert_eq!(ts.field, "data.default → sharing.timeSlicing.resources[0]");
     let err = TimeSlicing::from_yaml_str(&configmap_many, "cm.yaml").unwrap_err();
     assert_eq!(err.path, "data");
     assert!(err.message.contains("several configs (a, b)"), "{err}");

@@ -84,15 +84,17 @@ fn pick_key(
     default: Option<&str>,
     field: &str,
 ) -> Result<(String, Value), Located> {
-    let key = match default {
-        Some(k) => k.to_string(),
-        None if data.len() == 1 => data.keys().next().cloned().unwrap_or_default(),
+    let key = match default
+        .map(str::to_string)
+        .or_else(|| crate::cluster::facts::fallback_config(data.keys()))
+    {
+        Some(k) => k,
         None => {
             let keys: Vec<&str> = data.keys().map(String::as_str).collect();
             return Err((
                 field.into(),
                 format!(
-                    "holds several configs ({}) and none is named as the default",
+                    "holds several configs ({}), none is named as the default and none is called `default`",
                     keys.join(", ")
                 ),
             ));
