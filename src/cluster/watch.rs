@@ -35,7 +35,13 @@ pub struct SourceStatus {
     pub last_event_unix_ms: AtomicU64,
     /// Watch errors so far (each one is retried with backoff).
     pub errors: AtomicU64,
+    /// The last item from this watch was an error (cleared by the next event).
+    pub failing: AtomicBool,
 }
+
+/// How often the API server is asked for `/version` while the watches are quiet, so that
+/// staleness measures "not heard from the API server", not "nothing changed".
+pub const PROBE_INTERVAL_MS: u64 = 10_000;
 
 /// The caches and their health.
 #[derive(Clone)]
@@ -46,6 +52,8 @@ pub struct ClusterWatch {
     namespaces: Store<Namespace>,
     sources: Arc<[SourceStatus; 4]>,
     changed: watch::Receiver<u64>,
+    /// Unix time (ms) the API server last answered the liveness probe (0: never).
+    last_probe_ok_unix_ms: Arc<AtomicU64>,
 }
 
 // === impl ClusterWatch ===
@@ -69,8 +77,11 @@ impl ClusterWatch {
             &tx,
         );
         let priority_classes = run(Api::all(client.clone()), watcher::Config::default(), 2, &sources, &tx);
-        let namespaces = run(Api::all(client), watcher::Config::default(), 3, &sources, &tx);
+        let namespaces = run(Api::all(client.clone()), watcher::Config::default(), 3, &sources, &tx);
+        let last_probe_ok_unix_ms = Arc::new(AtomicU64::new(0));
+        tokio::spawn(probe(client, Arc::clone(&last_probe_ok_unix_ms)));
         Self {
+            last_probe_ok_unix_ms,
             nodes,
             config_maps,
             priority_classes,
@@ -100,10 +111,18 @@ impl ClusterWatch {
     }
 
     /// Seconds since each source's last event (since start when it has had none).
+    ///
+    /// A watch that is not failing is as fresh as the API server's last answer to the liveness
+    /// probe (a quiet cluster sends no events); a failing one, as its last event.
     pub fn staleness_seconds(&self, started_unix_ms: u64) -> [f64; 4] {
         let now = now_unix_ms();
+        let probe = self.last_probe_ok_unix_ms.load(Ordering::Acquire);
         std::array::from_fn(|i| {
-            let last = self.sources[i].last_event_unix_ms.load(Ordering::Acquire);
+            let source = &self.sources[i];
+            let mut last = source.last_event_unix_ms.load(Ordering::Acquire);
+            if last != 0 && !source.failing.load(Ordering::Acquire) {
+                last = last.max(probe);
+            }
             let since = if last == 0 { started_unix_ms } else { last };
             now.saturating_sub(since) as f64 / 1000.0
         })
@@ -165,6 +184,7 @@ async fn drive<K>(
         match item {
             Ok(event) => {
                 status.last_event_unix_ms.store(now_unix_ms(), Ordering::Release);
+                status.failing.store(false, Ordering::Release);
                 if matches!(event, watcher::Event::InitDone) {
                     status.synced.store(true, Ordering::Release);
                 }
@@ -175,8 +195,22 @@ async fn drive<K>(
             }
             Err(e) => {
                 status.errors.fetch_add(1, Ordering::Relaxed);
+                status.failing.store(true, Ordering::Release);
                 tracing::warn!(resource = RESOURCES[index], error = %e, "cluster watch failed; keeping the last state and retrying");
             }
+        }
+    }
+}
+
+/// Asks `/version` (readable by every authenticated user) every [`PROBE_INTERVAL_MS`]; records
+/// when the API server last answered. Off the admission path, like the watches.
+async fn probe(client: Client, last_ok: Arc<AtomicU64>) {
+    let mut ticker = tokio::time::interval(std::time::Duration::from_millis(PROBE_INTERVAL_MS));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if client.apiserver_version().await.is_ok() {
+            last_ok.store(now_unix_ms(), Ordering::Release);
         }
     }
 }

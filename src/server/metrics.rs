@@ -131,8 +131,8 @@ impl Metrics {
         registry.register_with_unit(
             "cluster_cache_staleness",
             "serve --cluster: time since each watch cache (nodes, configmaps, priorityclasses, \
-             namespaces) last received an event (a change, or a completed list); grows on a quiet \
-             cluster too, read it with cluster_watch_errors",
+             namespaces) last heard from the API server: its last event, or, while the watch is not \
+             failing, the last answer to a /version probe sent every 10 s",
             Unit::Seconds,
             cluster_staleness.clone(),
         );
