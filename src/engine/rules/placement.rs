@@ -1,5 +1,8 @@
 //! Rule `placement`: GPU workloads run on the GPU nodes (`nodeSelector node-type: gpu-worker`).
 //!
+//! A required node affinity whose every term rules the GPU node label out is a conflict too: with
+//! the selector added, such a pod could never be scheduled.
+//!
 //! Codes: `PLACEMENT_MISSING` (fixed by a patch), `PLACEMENT_CONFLICT`, `FIELD_INVALID`.
 
 use serde_json::{Value, json};
@@ -15,6 +18,7 @@ pub fn check(subject: &Subject<'_>, out: &mut Findings) {
         return;
     };
     let (key, want) = (&rules.node_selector.key, &rules.node_selector.value);
+    affinity_conflict(subject, out, action, key, want);
     let summary = format!("nodeSelector {key}={want}");
     match subject.spec.get("nodeSelector") {
         None | Some(Value::Null) => out.fixes.push(Fix {
@@ -53,5 +57,46 @@ pub fn check(subject: &Subject<'_>, out: &mut Findings) {
             let message = format!("nodeSelector must be a map of labels, found {}", json_type(other));
             out.violation(action, RULE, "FIELD_INVALID", subject.field("nodeSelector"), message);
         }
+    }
+}
+
+/// `spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution`: the terms are
+/// ORed, the expressions of a term ANDed. A term is ruled out for GPU nodes when an expression on
+/// `key` excludes `want` (`In` without it, `NotIn` with it, `DoesNotExist`).
+fn affinity_conflict(subject: &Subject<'_>, out: &mut Findings, action: crate::engine::Action, key: &str, want: &str) {
+    const REQUIRED: &str = "/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms";
+    let Some(Value::Array(terms)) = subject.spec.get("affinity").and_then(|a| a.pointer(REQUIRED)) else {
+        return;
+    };
+    let excludes = |e: &Value| -> bool {
+        if e.get("key").and_then(Value::as_str) != Some(key) {
+            return false;
+        }
+        let values: Vec<&str> = e
+            .get("values")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        match e.get("operator").and_then(Value::as_str) {
+            Some("In") => !values.contains(&want),
+            Some("NotIn") => values.contains(&want),
+            Some("DoesNotExist") => true,
+            _ => false,
+        }
+    };
+    let ruled_out = |term: &Value| {
+        term.get("matchExpressions")
+            .and_then(Value::as_array)
+            .is_some_and(|exprs| exprs.iter().any(excludes))
+    };
+    if !terms.is_empty() && terms.iter().all(ruled_out) {
+        let message = format!(
+            "GPU workloads must run on `{key}={want}` nodes, but the required node affinity rules them out: allow `{want}` for `{key}` in at least one nodeSelectorTerm, or drop the term"
+        );
+        let path =
+            subject.field("affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms");
+        out.violation(action, RULE, "PLACEMENT_CONFLICT", path, message);
     }
 }

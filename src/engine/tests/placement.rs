@@ -109,3 +109,40 @@ fn actions_warn_and_off() {
         "an `off` rule adds nothing"
     );
 }
+
+#[test]
+fn required_node_affinity_that_rules_out_gpu_nodes_conflicts() {
+    let p = default_policy();
+    let term =
+        |op: &str, values: Value| json!({"matchExpressions": [{"key": "node-type", "operator": op, "values": values}]});
+    let other = json!({"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]});
+    // (nodeSelectorTerms, conflict?)
+    let cases = [
+        (json!([term("In", json!(["cpu-worker"]))]), true),
+        (json!([term("NotIn", json!(["gpu-worker"]))]), true),
+        (json!([term("DoesNotExist", json!(null))]), true),
+        (
+            json!([
+                term("In", json!(["cpu-worker"])),
+                term("In", json!(["gpu-worker", "x"]))
+            ]),
+            false,
+        ),
+        (json!([term("In", json!(["cpu-worker"])), other.clone()]), false),
+        (json!([term("Exists", json!(null))]), false),
+        (json!([other]), false),
+        (json!([]), false),
+    ];
+    for (terms, conflict) in cases {
+        let mut spec = compliant_spec(json!([gpu(json!(1))]));
+        spec["affinity"] = json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms.clone()}}});
+        let d = run(&p, &pod("default", spec), Stage::Validate);
+        assert_eq!(codes(&d).contains(&"PLACEMENT_CONFLICT"), conflict, "{terms}");
+        if conflict {
+            assert_eq!(
+                d.violations[0].path,
+                "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms"
+            );
+        }
+    }
+}
