@@ -17,31 +17,18 @@ use std::fmt::Write as _;
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
-use hdrhistogram::Histogram;
-use http_body_util::{BodyExt as _, Full};
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
-use rustls_pki_types::pem::PemObject as _;
-use rustls_pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
 
+#[path = "../benches/support/load.rs"]
+mod load;
 #[path = "../benches/support/mod.rs"]
 mod support;
 
-/// Longest a run may last, whatever is asked.
-const MAX_RUN: Duration = Duration::from_secs(120);
-/// Longest one request may take before it counts as a timeout error.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-/// Reconnects one connection may make in a run before it gives up.
-const MAX_RECONNECTS: u32 = 20;
+use load::{Client, MAX_RUN, Outcome, Request};
 
 #[derive(Parser)]
 #[command(about = "gpu-admission benchmark driver (BENCHMARKS.md)")]
@@ -234,104 +221,13 @@ fn clock_ticks() -> f64 {
         .unwrap_or(100.0)
 }
 
-// === client ===
-
-#[derive(Clone)]
-struct Client {
-    tls: TlsConnector,
-    server_name: ServerName<'static>,
-}
-
-type Sender = SendRequest<Full<Bytes>>;
-
-/// Error kinds, counted separately.
-#[derive(Clone, Copy, Debug)]
-enum ErrorKind {
-    Connect,
-    Send,
-    Timeout,
-    Status,
-    Body,
-}
-
-const ERROR_KINDS: [&str; 5] = ["connect", "send", "timeout", "status", "body"];
-
-impl Client {
-    fn new(ca: &Path) -> Self {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_file_iter(ca).expect("CA file") {
-            roots.add(cert.expect("CA PEM")).expect("CA certificate");
-        }
-        let mut config =
-            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-                .expect("TLS versions")
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-        // kube-apiserver calls webhooks over HTTP/1.1 keep-alive.
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Self {
-            tls: TlsConnector::from(Arc::new(config)),
-            server_name: ServerName::try_from("127.0.0.1").expect("server name").to_owned(),
-        }
-    }
-
-    async fn connect(&self, addr: SocketAddr) -> Result<Sender, String> {
-        let tcp = TcpStream::connect(addr).await.map_err(|e| format!("connect: {e}"))?;
-        let _ = tcp.set_nodelay(true);
-        let tls = self
-            .tls
-            .connect(self.server_name.clone(), tcp)
-            .await
-            .map_err(|e| format!("TLS: {e}"))?;
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-            .await
-            .map_err(|e| format!("HTTP handshake: {e}"))?;
-        tokio::spawn(conn);
-        Ok(sender)
-    }
-}
-
-/// One request; `Ok` only for a 200 whose body names the request's uid.
-async fn send(sender: &mut Sender, path: &str, body: &Bytes, uid: &[u8]) -> Result<(), ErrorKind> {
-    let request = hyper::Request::post(path)
-        .header(hyper::header::HOST, "127.0.0.1")
-        .header(hyper::header::CONTENT_TYPE, "application/json")
-        .header(hyper::header::ACCEPT, "application/json")
-        .body(Full::new(body.clone()))
-        .expect("request");
-    let exchange = async {
-        sender.ready().await.map_err(|_| ErrorKind::Send)?;
-        let response = sender.send_request(request).await.map_err(|_| ErrorKind::Send)?;
-        let status = response.status();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|_| ErrorKind::Send)?
-            .to_bytes();
-        if status != hyper::StatusCode::OK {
-            return Err(ErrorKind::Status);
-        }
-        if !bytes.windows(uid.len()).any(|w| w == uid) {
-            return Err(ErrorKind::Body);
-        }
-        Ok(())
-    };
-    tokio::time::timeout(REQUEST_TIMEOUT, exchange)
-        .await
-        .unwrap_or(Err(ErrorKind::Timeout))
-}
-
 // === one run ===
 
 #[derive(Clone)]
 struct Scenario {
     label: String,
     fixture: &'static str,
-    body: Bytes,
-    uid: Vec<u8>,
-    path: String,
+    request: Request,
     /// Reviews per second; `None`: full speed.
     rate: Option<f64>,
 }
@@ -360,9 +256,13 @@ fn parse_scenario(spec: &str) -> Result<Scenario, String> {
     Ok(Scenario {
         label: spec.to_string(),
         fixture,
-        body: Bytes::from_static(body),
-        uid: format!("\"uid\":\"{uid}\"").into_bytes(),
-        path: format!("/{endpoint}"),
+        request: Request {
+            path: format!("/{endpoint}"),
+            body: Bytes::from_static(body),
+            expect_status: 200,
+            // A review answer for this request (allowed or not: both are answers).
+            expect_body: format!("\"uid\":\"{uid}\"").into_bytes(),
+        },
         rate,
     })
 }
@@ -371,12 +271,7 @@ struct RunResult {
     server: String,
     scenario: String,
     round: usize,
-    ok: u64,
-    errors: [u64; 5],
-    seconds: f64,
-    latency: Histogram<u64>,
-    /// Fixed rate: from the scheduled send time (includes waiting for a free connection).
-    corrected: Histogram<u64>,
+    outcome: Outcome,
     cpu_seconds: f64,
     /// The load generator's own CPU over the run (it shares the machine with the server).
     client_cpu_seconds: f64,
@@ -385,44 +280,30 @@ struct RunResult {
 }
 
 impl RunResult {
-    fn throughput(&self) -> f64 {
-        self.ok as f64 / self.seconds
-    }
-    fn error_total(&self) -> u64 {
-        self.errors.iter().sum()
-    }
-    /// Percentile in milliseconds.
-    fn p(&self, q: f64) -> f64 {
-        self.latency.value_at_quantile(q) as f64 / 1e6
-    }
     fn cpu_us_per_review(&self) -> f64 {
-        if self.ok == 0 {
+        if self.outcome.ok == 0 {
             0.0
         } else {
-            self.cpu_seconds * 1e6 / self.ok as f64
+            self.cpu_seconds * 1e6 / self.outcome.ok as f64
         }
     }
     fn to_json(&self) -> Value {
-        let errors: BTreeMap<&str, u64> = ERROR_KINDS.iter().copied().zip(self.errors).collect();
+        let o = &self.outcome;
+        let errors: BTreeMap<&str, u64> = load::ERROR_KINDS.iter().copied().zip(o.errors).collect();
         json!({
             "server": self.server, "scenario": self.scenario, "round": self.round,
-            "ok": self.ok, "errors": errors, "seconds": self.seconds,
-            "throughput": self.throughput(),
-            "p50_ms": self.p(0.5), "p90_ms": self.p(0.9), "p99_ms": self.p(0.99),
-            "p999_ms": self.p(0.999), "max_ms": self.latency.max() as f64 / 1e6,
-            "corrected_p99_ms": self.corrected.value_at_quantile(0.99) as f64 / 1e6,
+            "ok": o.ok, "errors": errors, "seconds": o.seconds,
+            "throughput": o.throughput(),
+            "p50_ms": o.p(0.5), "p90_ms": o.p(0.9), "p99_ms": o.p(0.99),
+            "p999_ms": o.p(0.999), "max_ms": o.latency.max() as f64 / 1e6,
+            "corrected_p99_ms": o.corrected_p(0.99),
             "server_cpu_seconds": self.cpu_seconds,
-            "server_cpu_percent": 100.0 * self.cpu_seconds / self.seconds,
+            "server_cpu_percent": 100.0 * self.cpu_seconds / o.seconds,
             "server_cpu_us_per_review": self.cpu_us_per_review(),
-            "client_cpu_percent": 100.0 * self.client_cpu_seconds / self.seconds,
+            "client_cpu_percent": 100.0 * self.client_cpu_seconds / o.seconds,
             "vm_hwm_kib": self.hwm_kib, "vm_rss_kib": self.rss_kib,
         })
     }
-}
-
-fn histogram() -> Histogram<u64> {
-    // 1 µs .. 60 s, 3 significant digits (nanoseconds).
-    Histogram::new_with_bounds(1_000, 60_000_000_000, 3).expect("histogram bounds")
 }
 
 async fn run_once(
@@ -434,130 +315,29 @@ async fn run_once(
 ) -> RunResult {
     let ticks = clock_ticks();
     let pid = server.child.id();
-    let errors: Arc<[AtomicU64; 5]> = Arc::new(Default::default());
-    // Connect, and warm each connection with one request (handshakes are not measured).
-    let mut senders = Vec::with_capacity(conns);
-    for _ in 0..conns {
-        match client.connect(server.addr).await {
-            Ok(mut s) => {
-                if let Err(kind) = send(&mut s, &scenario.path, &scenario.body, &scenario.uid).await {
-                    errors[kind as usize].fetch_add(1, Ordering::Relaxed);
-                }
-                senders.push(s);
-            }
-            Err(_) => {
-                errors[ErrorKind::Connect as usize].fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
-    let cpu_before = cpu_seconds(pid, ticks);
-    let client_before = cpu_seconds(std::process::id(), ticks);
-    let start = tokio::time::Instant::now() + Duration::from_millis(20);
-    let deadline = start + duration;
-    let next = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::with_capacity(senders.len());
-    for mut sender in senders {
-        let (client, scenario, errors, next) = (client.clone(), scenario.clone(), errors.clone(), next.clone());
-        let addr = server.addr;
-        tasks.push(tokio::spawn(async move {
-            let (mut latency, mut corrected) = (histogram(), histogram());
-            let mut ok = 0u64;
-            let mut reconnects = 0;
-            tokio::time::sleep_until(start).await;
-            loop {
-                let scheduled = match scenario.rate {
-                    None => None,
-                    Some(rate) => {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        Some(start + Duration::from_secs_f64(i as f64 / rate))
-                    }
-                };
-                if let Some(at) = scheduled {
-                    if at >= deadline {
-                        break;
-                    }
-                    tokio::time::sleep_until(at).await;
-                }
-                let sent = tokio::time::Instant::now();
-                if sent >= deadline {
-                    break;
-                }
-                match send(&mut sender, &scenario.path, &scenario.body, &scenario.uid).await {
-                    Ok(()) => {
-                        let done = tokio::time::Instant::now();
-                        ok += 1;
-                        let _ = latency.record((done - sent).as_nanos() as u64);
-                        if let Some(at) = scheduled {
-                            let _ = corrected.record((done - at).as_nanos() as u64);
-                        }
-                    }
-                    Err(kind) => {
-                        errors[kind as usize].fetch_add(1, Ordering::Relaxed);
-                        if sender.is_closed() {
-                            reconnects += 1;
-                            if reconnects > MAX_RECONNECTS {
-                                break;
-                            }
-                            match client.connect(addr).await {
-                                Ok(s) => sender = s,
-                                Err(_) => {
-                                    errors[ErrorKind::Connect as usize].fetch_add(1, Ordering::Relaxed);
-                                    break;
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            (ok, latency, corrected)
-        }));
-    }
-    let (mut latency, mut corrected) = (histogram(), histogram());
-    let mut ok = 0;
-    for task in tasks {
-        if let Ok((n, l, c)) = task.await {
-            ok += n;
-            let _ = latency.add(&l);
-            let _ = corrected.add(&c);
-        }
-    }
-    let seconds = (tokio::time::Instant::now() - start).as_secs_f64();
-    let client_cpu_seconds = cpu_seconds(std::process::id(), ticks) - client_before;
-    let cpu_seconds = cpu_seconds(pid, ticks) - cpu_before;
-    let errors = std::array::from_fn(|i| errors[i].load(Ordering::Relaxed));
+    let mut before = (0.0, 0.0);
+    let outcome = load::run(
+        client,
+        server.addr,
+        &scenario.request,
+        conns,
+        duration,
+        scenario.rate,
+        || {
+            before = (cpu_seconds(pid, ticks), cpu_seconds(std::process::id(), ticks));
+        },
+    )
+    .await;
     RunResult {
         server: server.name.clone(),
         scenario: scenario.label.clone(),
         round: 0,
-        ok,
-        errors,
-        seconds,
-        latency,
-        corrected,
-        cpu_seconds,
-        client_cpu_seconds,
+        cpu_seconds: cpu_seconds(pid, ticks) - before.0,
+        client_cpu_seconds: cpu_seconds(std::process::id(), ticks) - before.1,
+        outcome,
         hwm_kib: status_kib(pid, "VmHWM").unwrap_or(0),
         rss_kib: status_kib(pid, "VmRSS").unwrap_or(0),
     }
-}
-
-async fn wait_ready(client: &Client, server: &mut Server, scenario: &Scenario) -> Result<(), String> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut last = String::new();
-    while Instant::now() < deadline {
-        if let Ok(Some(status)) = server.child.try_wait() {
-            return Err(format!("{} exited: {status}", server.name));
-        }
-        match client.connect(server.addr).await {
-            Ok(mut s) => match send(&mut s, &scenario.path, &scenario.body, &scenario.uid).await {
-                Ok(()) => return Ok(()),
-                Err(kind) => last = format!("{kind:?}"),
-            },
-            Err(e) => last = e,
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Err(format!("{} not ready after 30 s: {last}", server.name))
 }
 
 // === load ===
@@ -586,7 +366,13 @@ fn load(args: LoadArgs) -> ExitCode {
         eprintln!("error: `{} certs` failed", args.server_bin.display());
         return ExitCode::from(2);
     }
-    let client = Client::new(&certs.join("ca.crt"));
+    let client = match Client::new(&certs.join("ca.crt"), None) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
 
     let runtime = if args.client_threads <= 1 {
         tokio::runtime::Builder::new_current_thread().enable_all().build()
@@ -606,11 +392,14 @@ fn load(args: LoadArgs) -> ExitCode {
         servers.push(start_gpu_admission(&args, &certs, "gpu-admission-quiet", true));
     }
     for server in &mut servers {
-        if let Err(e) = runtime.block_on(wait_ready(&client, server, &scenarios[0])) {
-            eprintln!(
-                "error: {e} (log: {})",
-                args.work_dir.join(format!("{}.log", server.name)).display()
-            );
+        let ready = load::wait_until_ok(&client, server.addr, &scenarios[0].request, Duration::from_secs(30));
+        if let Err(e) = runtime.block_on(ready) {
+            let e = match server.child.try_wait() {
+                Ok(Some(status)) => format!("exited ({status})"),
+                _ => e,
+            };
+            let log = args.work_dir.join(format!("{}.log", server.name));
+            eprintln!("error: {}: {e} (log: {})", server.name, log.display());
             return ExitCode::from(1);
         }
     }
@@ -648,7 +437,7 @@ fn load(args: LoadArgs) -> ExitCode {
                 let mut r = runtime.block_on(run_once(&client, &servers[i], scenario, args.connections, duration));
                 r.round = round;
                 let corrected = if scenario.rate.is_some() {
-                    format!("{:.3}", r.corrected.value_at_quantile(0.99) as f64 / 1e6)
+                    format!("{:.3}", r.outcome.corrected_p(0.99))
                 } else {
                     "-".into()
                 };
@@ -656,15 +445,15 @@ fn load(args: LoadArgs) -> ExitCode {
                     "{:<34} {:<20} {:>9.0} {:>8.3} {:>8.3} {:>8.3} {:>8} {:>7} {:>9.1} {:>6.0} {:>6.0} {:>8.1}",
                     r.scenario,
                     r.server,
-                    r.throughput(),
-                    r.p(0.5),
-                    r.p(0.99),
-                    r.p(0.999),
+                    r.outcome.throughput(),
+                    r.outcome.p(0.5),
+                    r.outcome.p(0.99),
+                    r.outcome.p(0.999),
                     corrected,
-                    r.error_total(),
+                    r.outcome.error_total(),
                     r.cpu_us_per_review(),
-                    100.0 * r.cpu_seconds / r.seconds,
-                    100.0 * r.client_cpu_seconds / r.seconds,
+                    100.0 * r.cpu_seconds / r.outcome.seconds,
+                    100.0 * r.client_cpu_seconds / r.outcome.seconds,
                     r.hwm_kib as f64 / 1024.0
                 );
                 results.push(r);
@@ -687,19 +476,6 @@ fn load(args: LoadArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 /// Medians over rounds, ratios to the floor, and the targets.
 fn summarize(scenarios: &[Scenario], servers: &[Server], results: &[RunResult]) -> String {
     let mut out = String::new();
@@ -709,7 +485,7 @@ fn summarize(scenarios: &[Scenario], servers: &[Server], results: &[RunResult]) 
             .filter(|r| r.scenario == scenario && r.server == server)
             .collect()
     };
-    let med = |runs: &[&RunResult], f: &dyn Fn(&RunResult) -> f64| median(runs.iter().map(|r| f(r)).collect());
+    let med = |runs: &[&RunResult], f: &dyn Fn(&RunResult) -> f64| load::median(runs.iter().map(|r| f(r)).collect());
     let _ = writeln!(
         out,
         "\nmedians over rounds; ratio = server / floor (throughput: higher is better; p99 and CPU: lower is better)"
@@ -723,16 +499,16 @@ fn summarize(scenarios: &[Scenario], servers: &[Server], results: &[RunResult]) 
     for s in scenarios {
         let floor = runs(&s.label, "floor");
         let (f_tp, f_p99, f_cpu) = (
-            med(&floor, &RunResult::throughput),
-            med(&floor, &|r| r.p(0.99)),
+            med(&floor, &|r| r.outcome.throughput()),
+            med(&floor, &|r| r.outcome.p(0.99)),
             med(&floor, &RunResult::cpu_us_per_review),
         );
         for server in servers {
             let rs = runs(&s.label, &server.name);
-            let tp = med(&rs, &RunResult::throughput);
-            let p99 = med(&rs, &|r| r.p(0.99));
+            let tp = med(&rs, &|r| r.outcome.throughput());
+            let p99 = med(&rs, &|r| r.outcome.p(0.99));
             let cpu = med(&rs, &RunResult::cpu_us_per_review);
-            let errors: u64 = rs.iter().map(|r| r.error_total()).sum();
+            let errors: u64 = rs.iter().map(|r| r.outcome.error_total()).sum();
             let _ = writeln!(
                 out,
                 "{:<34} {:<20} {:>9.0} {:>7.2} {:>8.3} {:>7.2} {:>9.1} {:>7.2} {:>7}",
@@ -856,7 +632,7 @@ fn check_bin(args: CheckBinArgs) -> ExitCode {
             }
             times.push(elapsed);
         }
-        let t = median(times);
+        let t = load::median(times);
         println!(
             "  {label:<14} median {:>7.1} ms  {:>8.0} objects/s  {:>6.2} us/object  peak RSS ~{:.0} MiB  (target > 20,000 objects/s: {})",
             t * 1e3,
