@@ -1,0 +1,1457 @@
+//! End-to-end benchmark through a real kube-apiserver (issue 6, part 3; `scripts/bench-e2e.sh`
+//! runs it, `bench/e2e.md` has the figures).
+//!
+//! Server dry-run creates of a GPU pod (`POST /api/v1/namespaces/ai/pods?dryRun=All`) from N
+//! concurrent clients, in three set-ups on one control plane (the e2e harness' etcd +
+//! kube-apiserver, `tests/e2e/harness.rs`):
+//!
+//! 1. `none`: no policy;
+//! 2. `cel-vap`: the validation subset of the rules as a ValidatingAdmissionPolicy (CEL, in the
+//!    API server's process) with a `Deny` binding: what a user would pick instead;
+//! 3. `gpu-admission`: the release `gpu-admission serve`, registered with the mutating and
+//!    validating webhook configurations of `deploy/overlays/local` (`tests/e2e/webhook.rs`).
+//!
+//! Each client is its own HTTPS connection (HTTP/2 as client-go uses, or `--http1`) with the
+//! harness' admin client certificate. A load (`--loads`) is N clients at full speed (each sends
+//! its next request when its answer arrives) or N clients sharing a fixed rate. Every run is
+//! bounded: a fixed number of requests after a warm-up, each request at most 30 s, every address
+//! 127.0.0.1. Set-ups run in rounds, their order rotated each round (A B C, B C A, C A B, ...), so
+//! drift hits all of them; the report gives medians of rounds, overheads paired within a round.
+//!
+//! Each set-up is checked to enforce what it should: before measuring, requests that the rules deny
+//! are denied by set-ups 2 and 3 and allowed by set-up 1; after each run, a pod mounting `/` still
+//! is; during each run gpu-admission's own counters must show that it reviewed every request of
+//! set-up 3 and none of the others.
+//!
+//! Run it with `scripts/bench-e2e.sh`: it builds the release binary this runs
+//! (`target/release/gpu-admission`).
+
+#[path = "../tests/e2e/harness.rs"]
+mod harness;
+#[path = "../tests/e2e/webhook.rs"]
+mod webhook;
+
+use std::cell::Cell;
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::Parser;
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+use tokio_rustls::TlsConnector;
+
+use webhook::{Webhook, WebhookOptions, metric_sum};
+
+/// The namespace of the load (the Coral's `/dev/bus/usb` is allowed there).
+const NS: &str = "ai";
+const VAP_NAME: &str = "gpu-rules.bench.gpu-admission.io";
+const VALIDATE_PODS: &str = "pods.validate.gpu-admission.io";
+const MUTATE_PODS: &str = "pods.mutate.gpu-admission.io";
+/// Longest one request may take (the webhooks' own timeouts are 5 and 10 s).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest one measured run may take, whatever is asked.
+const MAX_RUN: Duration = Duration::from_secs(600);
+/// Longest a set-up may take to become (in)active.
+const SWITCH_WAIT: Duration = Duration::from_secs(60);
+
+#[derive(Parser)]
+#[command(about = "gpu-admission end-to-end benchmark through kube-apiserver (bench/e2e.md)")]
+struct Args {
+    /// Loads, one run each: `N` is N concurrent clients (one connection each), each sending its
+    /// next request as soon as its answer arrives (closed loop, full speed); `N@R` is N clients
+    /// sharing R requests/s on a fixed schedule (open loop; latency counted from each request's
+    /// scheduled time).
+    #[arg(long, value_delimiter = ',', default_value = "16,64,16@100")]
+    loads: Vec<Load>,
+    /// Measured requests per closed-loop run.
+    #[arg(long, default_value_t = 3000)]
+    requests: u64,
+    /// Measured requests per fixed-rate run.
+    #[arg(long, default_value_t = 1500)]
+    paced_requests: u64,
+    /// Unmeasured requests before each run (same connections).
+    #[arg(long, default_value_t = 300)]
+    warmup: u64,
+    /// Rounds; each runs every set-up (order rotated) at every client count.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// HTTP/1.1 keep-alive connections instead of HTTP/2 (one connection per client either way).
+    #[arg(long)]
+    http1: bool,
+    /// Also write the report (Markdown) here.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Write a CPU profile of kube-apiserver (`/debug/pprof/profile`, `--pprof-seconds` long)
+    /// taken during round 1's first run of each set-up here, as `<set-up>.pb.gz`
+    /// (`go tool pprof -top FILE` reads it).
+    #[arg(long)]
+    pprof: Option<PathBuf>,
+    #[arg(long, default_value_t = 3)]
+    pprof_seconds: u32,
+}
+
+/// N clients at full speed, or sharing a fixed rate.
+#[derive(Clone, Copy, PartialEq, Debug)]
+struct Load {
+    clients: usize,
+    rate: Option<f64>,
+}
+
+impl std::str::FromStr for Load {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Load, String> {
+        let (n, rate) = match s.split_once('@') {
+            Some((n, r)) => (n, Some(r.parse::<f64>().map_err(|e| format!("{s}: rate: {e}"))?)),
+            None => (s, None),
+        };
+        let clients = n.parse::<usize>().map_err(|e| format!("{s}: clients: {e}"))?;
+        if !(1..=512).contains(&clients) {
+            return Err(format!("{s}: 1 to 512 clients"));
+        }
+        if rate.is_some_and(|r| !(r > 0.0 && r <= 10_000.0)) {
+            return Err(format!("{s}: a rate from 1 to 10000 requests/s"));
+        }
+        Ok(Load { clients, rate })
+    }
+}
+
+impl std::fmt::Display for Load {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.rate {
+            None => write!(f, "{} clients, full speed", self.clients),
+            Some(r) => write!(f, "{} clients, {r} req/s", self.clients),
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Setup {
+    None,
+    Vap,
+    Webhook,
+}
+
+const SETUPS: [Setup; 3] = [Setup::None, Setup::Vap, Setup::Webhook];
+
+impl Setup {
+    fn name(self) -> &'static str {
+        match self {
+            Setup::None => "1. none",
+            Setup::Vap => "2. cel-vap",
+            Setup::Webhook => "3. gpu-admission",
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("[e2e-bench] FAILED: see the errors and checks above");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("[e2e-bench] error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn log(msg: &str) {
+    eprintln!("[e2e-bench] {msg}");
+}
+
+// === the pods ===
+
+/// The load: a GPU pod that every set-up admits unchanged (placement, toleration and priority
+/// already there, one GPU, no hostPath), as `gpu-admission check --fix` leaves it.
+fn gpu_pod() -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "bench-vllm", "namespace": NS, "labels": {"app": "bench-vllm"}},
+        "spec": {
+            "priorityClassName": "high-priority",
+            "nodeSelector": {"node-type": "gpu-worker"},
+            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+            "containers": [{
+                "name": "vllm",
+                "image": "vllm/vllm-openai:v0.6.3",
+                "args": ["--model", "mistralai/Mistral-7B-Instruct-v0.3", "--gpu-memory-utilization", "0.9"],
+                "ports": [{"name": "http", "containerPort": 8000}],
+                "env": [{"name": "HF_HOME", "value": "/models"}],
+                "resources": {
+                    "limits": {"nvidia.com/gpu": "1", "memory": "16Gi"},
+                    "requests": {"nvidia.com/gpu": "1", "cpu": "2", "memory": "16Gi"}
+                },
+                "readinessProbe": {"httpGet": {"path": "/health", "port": 8000}, "periodSeconds": 10},
+                "volumeMounts": [{"name": "models", "mountPath": "/models"}]
+            }],
+            "volumes": [{"name": "models", "emptyDir": {}}]
+        }
+    })
+}
+
+/// `gpu_pod` changed by `f`, in namespace `ns`.
+fn variant(ns: &str, f: impl FnOnce(&mut Value)) -> Value {
+    let mut pod = gpu_pod();
+    pod["metadata"]["namespace"] = json!(ns);
+    f(&mut pod);
+    pod
+}
+
+fn host_path(pod: &mut Value, path: &str) {
+    pod["spec"]["volumes"]
+        .as_array_mut()
+        .expect("volumes")
+        .push(json!({"name": "host", "hostPath": {"path": path}}));
+}
+
+/// A GPU pod without the toleration: set-up 3's mutating webhook adds it.
+fn unpatched_pod() -> Value {
+    variant(NS, |p| {
+        p["spec"].as_object_mut().expect("spec").remove("tolerations");
+    })
+}
+
+struct Case {
+    what: &'static str,
+    ns: &'static str,
+    pod: Value,
+    /// Denied by the rules (set-ups 2 and 3); set-up 1 admits everything.
+    denied: bool,
+}
+
+fn cases() -> Vec<Case> {
+    let case = |what, ns: &'static str, denied, f: &dyn Fn(&mut Value)| Case {
+        what,
+        ns,
+        pod: variant(ns, f),
+        denied,
+    };
+    vec![
+        case("the load's GPU pod", NS, false, &|_| {}),
+        case("hostPath /dev/bus/usb in ai", NS, false, &|p| {
+            host_path(p, "/dev/bus/usb")
+        }),
+        case("pod without GPU, nodeSelector or priority", "default", false, &|p| {
+            let spec = p["spec"].as_object_mut().expect("spec");
+            spec.remove("nodeSelector");
+            spec.remove("priorityClassName");
+            spec.remove("tolerations");
+            let limits = p["spec"]["containers"][0]["resources"]["limits"]
+                .as_object_mut()
+                .expect("limits");
+            limits.remove("nvidia.com/gpu");
+            let requests = p["spec"]["containers"][0]["resources"]["requests"]
+                .as_object_mut()
+                .expect("requests");
+            requests.remove("nvidia.com/gpu");
+        }),
+        case("hostPath /", NS, true, &|p| host_path(p, "/")),
+        case("hostPath /dev/bus/usb outside ai", "default", true, &|p| {
+            host_path(p, "/dev/bus/usb")
+        }),
+        case("nodeSelector node-type=cpu-worker", NS, true, &|p| {
+            p["spec"]["nodeSelector"]["node-type"] = json!("cpu-worker");
+        }),
+        case("5 nvidia.com/gpu in one container", NS, true, &|p| {
+            p["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] = json!("5");
+            p["spec"]["containers"][0]["resources"]["requests"]["nvidia.com/gpu"] = json!("5");
+        }),
+        case("priorityClassName low-priority (not allowed)", NS, true, &|p| {
+            p["spec"]["priorityClassName"] = json!("low-priority");
+        }),
+    ]
+}
+
+/// The validation subset of the rules (policies/default.yaml) as a ValidatingAdmissionPolicy:
+/// hostPath only `/dev/bus/usb` (or below it), only in namespace `ai` (`monitoring` exempt);
+/// GPU pods on `node-type: gpu-worker`, with an allowed priority class, and at most 4
+/// `nvidia.com/gpu` per container. Same resources, operations and namespaceSelector as the
+/// webhook configuration `pods.validate.gpu-admission.io`. Like gpu-admission's validating
+/// webhook (after its mutating one), it requires the nodeSelector and the priority class of a
+/// GPU pod. Paths are judged as written (gpu-admission normalises `//`, `.` and `..` first; here
+/// a `..` is refused).
+fn vap() -> Value {
+    let ns_selector = json!({"matchExpressions": [{
+        "key": "kubernetes.io/metadata.name", "operator": "NotIn",
+        "values": ["kube-system", "gpu-admission", "gpu-operator"]
+    }]});
+    let gpu_count_ok = |field: &str| {
+        format!(
+            "(!has(c.resources.{field}) || !('nvidia.com/gpu' in c.resources.{field}) || \
+             !quantity(c.resources.{field}['nvidia.com/gpu']).isGreaterThan(quantity('4')))"
+        )
+    };
+    json!({"apiVersion": "v1", "kind": "List", "items": [
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": VAP_NAME},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {
+                    "resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+                                       "operations": ["CREATE"], "resources": ["pods"]}],
+                    "namespaceSelector": ns_selector,
+                },
+                "variables": [
+                    {"name": "containers", "expression":
+                        "(has(object.spec.containers) ? object.spec.containers : []) + \
+                         (has(object.spec.initContainers) ? object.spec.initContainers : [])"},
+                    {"name": "gpu", "expression":
+                        "variables.containers.exists(c, has(c.resources) && \
+                         ((has(c.resources.limits) && c.resources.limits.exists(r, r.startsWith('nvidia.com/'))) || \
+                          (has(c.resources.requests) && c.resources.requests.exists(r, r.startsWith('nvidia.com/')))))"},
+                ],
+                "validations": [
+                    {"expression":
+                        "request.namespace == 'monitoring' || !has(object.spec.volumes) || \
+                         object.spec.volumes.all(v, !has(v.hostPath) || \
+                           (request.namespace == 'ai' && !v.hostPath.path.contains('..') && \
+                            (v.hostPath.path == '/dev/bus/usb' || v.hostPath.path.startsWith('/dev/bus/usb/'))))",
+                     "message": "hostPath is not allowed; only /dev/bus/usb, in namespace ai",
+                     "reason": "Forbidden"},
+                    {"expression":
+                        "!variables.gpu || (has(object.spec.nodeSelector) && \
+                         'node-type' in object.spec.nodeSelector && \
+                         object.spec.nodeSelector['node-type'] == 'gpu-worker')",
+                     "message": "GPU pods need nodeSelector node-type=gpu-worker",
+                     "reason": "Forbidden"},
+                    {"expression":
+                        "!variables.gpu || (has(object.spec.priorityClassName) && \
+                         object.spec.priorityClassName in ['high-priority', 'medium-priority'])",
+                     "message": "GPU pods need priorityClassName high-priority or medium-priority",
+                     "reason": "Forbidden"},
+                    {"expression": format!(
+                        "variables.containers.all(c, !has(c.resources) || ({} && {}))",
+                        gpu_count_ok("limits"), gpu_count_ok("requests")),
+                     "message": "at most 4 nvidia.com/gpu per container (time-slicing gives 4 slices per GPU)",
+                     "reason": "Forbidden"},
+                ],
+            }
+        },
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": VAP_NAME},
+            "spec": {"policyName": VAP_NAME, "validationActions": ["Deny"]}
+        }
+    ]})
+}
+
+// === HTTPS client ===
+
+/// One client's connection to kube-apiserver.
+enum Conn {
+    H1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
+    H2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
+}
+
+struct Target {
+    tls: TlsConnector,
+    addr: SocketAddr,
+    http1: bool,
+}
+
+struct Answer {
+    status: u16,
+    body: Bytes,
+}
+
+impl Answer {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+impl Target {
+    fn new(cp: &harness::ControlPlane, http1: bool) -> Result<Target, String> {
+        let url = cp.server_url();
+        let addr: SocketAddr = url
+            .strip_prefix("https://")
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(|| format!("unexpected server URL {url}"))?;
+        if !addr.ip().is_loopback() {
+            return Err(format!("{addr}: the benchmark only talks to 127.0.0.1"));
+        }
+        let mut roots = rustls::RootCertStore::empty();
+        let ca = cp.ca_cert_path();
+        for cert in CertificateDer::pem_file_iter(&ca).map_err(|e| format!("{}: {e}", ca.display()))? {
+            roots
+                .add(cert.map_err(|e| format!("{}: {e}", ca.display()))?)
+                .map_err(|e| format!("{}: {e}", ca.display()))?;
+        }
+        // The harness' admin client certificate (group system:masters: exempt from API Priority
+        // and Fairness, as a controller's would not be).
+        let (cert, key) = (cp.dir().join("admin.crt"), cp.dir().join("admin.key"));
+        let chain = CertificateDer::pem_file_iter(&cert)
+            .and_then(|c| c.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("{}: {e}", cert.display()))?;
+        let key = PrivateKeyDer::from_pem_file(&key).map_err(|e| format!("{}: {e}", key.display()))?;
+        let mut config =
+            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .map_err(|e| e.to_string())?
+                .with_root_certificates(roots)
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| e.to_string())?;
+        config.alpn_protocols = vec![if http1 { b"http/1.1".to_vec() } else { b"h2".to_vec() }];
+        Ok(Target {
+            tls: TlsConnector::from(Arc::new(config)),
+            addr,
+            http1,
+        })
+    }
+
+    async fn connect(&self) -> Result<Conn, String> {
+        let tcp = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .map_err(|e| format!("connect {}: {e}", self.addr))?;
+        let _ = tcp.set_nodelay(true);
+        let name = ServerName::try_from("127.0.0.1").map_err(|e| e.to_string())?;
+        let tls = self.tls.connect(name, tcp).await.map_err(|e| format!("TLS: {e}"))?;
+        let io = TokioIo::new(tls);
+        if self.http1 {
+            let (send, conn) = hyper::client::conn::http1::handshake(io)
+                .await
+                .map_err(|e| format!("HTTP/1.1 handshake: {e}"))?;
+            tokio::spawn(conn);
+            Ok(Conn::H1(send))
+        } else {
+            let (send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+                .await
+                .map_err(|e| format!("HTTP/2 handshake: {e}"))?;
+            tokio::spawn(conn);
+            Ok(Conn::H2(send))
+        }
+    }
+
+    async fn request(&self, conn: &mut Conn, method: &str, path: &str, body: Bytes) -> Result<Answer, String> {
+        let uri = match conn {
+            Conn::H1(_) => path.to_string(),
+            Conn::H2(_) => format!("https://{}{path}", self.addr),
+        };
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(hyper::header::HOST, self.addr.to_string())
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .header(hyper::header::ACCEPT, "application/json")
+            .body(Full::new(body))
+            .map_err(|e| e.to_string())?;
+        let exchange = async {
+            let response = match conn {
+                Conn::H1(s) => {
+                    s.ready().await.map_err(|e| format!("connection: {e}"))?;
+                    s.send_request(req).await
+                }
+                Conn::H2(s) => {
+                    s.ready().await.map_err(|e| format!("connection: {e}"))?;
+                    s.send_request(req).await
+                }
+            }
+            .map_err(|e| format!("send: {e}"))?;
+            let status = response.status().as_u16();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| format!("body: {e}"))?
+                .to_bytes();
+            Ok(Answer { status, body })
+        };
+        tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {REQUEST_TIMEOUT:?}")))
+    }
+
+    async fn create_dry_run(&self, conn: &mut Conn, ns: &str, pod: Bytes) -> Result<Answer, String> {
+        let path = format!("/api/v1/namespaces/{ns}/pods?dryRun=All");
+        self.request(conn, "POST", &path, pod).await
+    }
+
+    /// One dry-run create on a fresh connection.
+    async fn create_once(&self, ns: &str, pod: &Value) -> Result<Answer, String> {
+        let mut conn = self.connect().await?;
+        self.create_dry_run(&mut conn, ns, Bytes::from(pod.to_string())).await
+    }
+
+    async fn metrics(&self) -> Result<String, String> {
+        let mut conn = self.connect().await?;
+        let a = self.request(&mut conn, "GET", "/metrics", Bytes::new()).await?;
+        if a.status != 200 {
+            return Err(format!("GET /metrics: {} {}", a.status, a.text()));
+        }
+        Ok(a.text())
+    }
+}
+
+// === processes: CPU time, connections ===
+
+#[derive(Clone, Copy, Default)]
+struct Pids {
+    apiserver: u32,
+    etcd: u32,
+    webhook: u32,
+}
+
+/// The harness records every process group it (or the webhook) started in `<dir>/pgids`; each
+/// is led by the process itself.
+fn find_pids(cp: &harness::ControlPlane) -> Pids {
+    let mut pids = Pids::default();
+    let list = std::fs::read_to_string(cp.dir().join("pgids")).unwrap_or_default();
+    for pid in list.lines().filter_map(|l| l.trim().parse::<u32>().ok()) {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        match comm.trim() {
+            "kube-apiserver" => pids.apiserver = pid,
+            "etcd" => pids.etcd = pid,
+            "gpu-admission" => pids.webhook = pid,
+            _ => {}
+        }
+    }
+    pids
+}
+
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// utime + stime in clock ticks (`self` for this process).
+fn cpu_ticks(pid: &str) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    n(11) + n(12)
+}
+
+#[derive(Clone, Copy, Default)]
+struct Cpu {
+    apiserver: u64,
+    etcd: u64,
+    webhook: u64,
+    client: u64,
+}
+
+fn cpu_now(p: Pids) -> Cpu {
+    Cpu {
+        apiserver: cpu_ticks(&p.apiserver.to_string()),
+        etcd: cpu_ticks(&p.etcd.to_string()),
+        webhook: cpu_ticks(&p.webhook.to_string()),
+        client: cpu_ticks("self"),
+    }
+}
+
+/// TCP connections between kube-apiserver and the webhook listening on `port` (IPv4 loopback):
+/// how many are established, and the client-side (ephemeral) port of every socket of either end
+/// in any state (TIME_WAIT included, so connections closed since are seen too).
+fn webhook_sockets(port: u16) -> (usize, HashSet<u16>) {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let port_of = |addr: &str| addr.rsplit_once(':').and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
+    let (mut established, mut ephemeral) = (0, HashSet::new());
+    for line in table.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (Some(local), Some(remote), Some(state)) = (f.get(1), f.get(2), f.get(3)) else {
+            continue;
+        };
+        let (local, remote) = (port_of(local), port_of(remote));
+        if remote == Some(port) {
+            // The API server's end.
+            established += usize::from(*state == "01");
+            ephemeral.extend(local);
+        } else if local == Some(port) && *state != "0A" {
+            // The webhook's end (not the listening socket).
+            ephemeral.extend(remote);
+        }
+    }
+    (established, ephemeral)
+}
+
+// === server-side figures (kube-apiserver's and gpu-admission's /metrics) ===
+
+/// Counters and histogram sums read before and after a run.
+#[derive(Clone, Default)]
+struct Counters {
+    /// `apiserver_request_duration_seconds` for POST pods: (sum, count).
+    request: (f64, f64),
+    /// `apiserver_admission_controller_admission_duration_seconds` per plugin: (sum, count).
+    plugins: Vec<(f64, f64)>,
+    /// `apiserver_admission_webhook_admission_duration_seconds` per webhook: (sum, count).
+    webhooks: Vec<(f64, f64)>,
+    /// gpu-admission's own `gpu_admission_request_duration_seconds` per endpoint: (sum, count).
+    served: Vec<(f64, f64)>,
+}
+
+const PLUGINS: [&str; 3] = [
+    "ValidatingAdmissionPolicy",
+    "MutatingAdmissionWebhook",
+    "ValidatingAdmissionWebhook",
+];
+const WEBHOOKS: [&str; 2] = [MUTATE_PODS, VALIDATE_PODS];
+const ENDPOINTS: [&str; 2] = ["mutate", "validate"];
+
+fn sum_count(text: &str, name: &str, labels: &[(&str, &str)]) -> (f64, f64) {
+    (
+        metric_sum(text, &format!("{name}_sum"), labels),
+        metric_sum(text, &format!("{name}_count"), labels),
+    )
+}
+
+async fn counters(target: &Target, w: &Webhook) -> Result<Counters, String> {
+    let api = target.metrics().await?;
+    let ours = w.metrics();
+    if let Some(dir) = std::env::var_os("E2E_BENCH_METRICS_DIR") {
+        // Debugging aid: the last scrape of each.
+        let dir = PathBuf::from(dir);
+        let _ = std::fs::write(dir.join("kube-apiserver.metrics"), &api);
+        let _ = std::fs::write(dir.join("gpu-admission.metrics"), &ours);
+    }
+    Ok(Counters {
+        request: sum_count(
+            &api,
+            "apiserver_request_duration_seconds",
+            &[("verb", "POST"), ("resource", "pods")],
+        ),
+        plugins: PLUGINS
+            .iter()
+            .map(|p| {
+                sum_count(
+                    &api,
+                    "apiserver_admission_controller_admission_duration_seconds",
+                    &[("name", p), ("operation", "CREATE")],
+                )
+            })
+            .collect(),
+        webhooks: WEBHOOKS
+            .iter()
+            .map(|n| {
+                sum_count(
+                    &api,
+                    "apiserver_admission_webhook_admission_duration_seconds",
+                    &[("name", n)],
+                )
+            })
+            .collect(),
+        served: ENDPOINTS
+            .iter()
+            .map(|e| sum_count(&ours, "gpu_admission_request_duration_seconds", &[("endpoint", e)]))
+            .collect(),
+    })
+}
+
+/// Mean in ms of the (sum, count) difference; `None` without samples.
+fn mean_ms(after: (f64, f64), before: (f64, f64)) -> Option<f64> {
+    let n = after.1 - before.1;
+    (n > 0.0).then(|| (after.0 - before.0) / n * 1e3)
+}
+
+// === one run ===
+
+struct Run {
+    round: usize,
+    setup: Setup,
+    load: Load,
+    ok: u64,
+    errors: u64,
+    first_error: Option<String>,
+    seconds: f64,
+    latency: Histogram<u64>,
+    cpu: Cpu,
+    /// Most connections from the API server to gpu-admission at once (sampled every 100 ms).
+    max_webhook_conns: usize,
+    /// Connections from the API server to gpu-admission opened during the run.
+    new_webhook_conns: usize,
+    before: Counters,
+    after: Counters,
+}
+
+impl Run {
+    fn p(&self, q: f64) -> f64 {
+        self.latency.value_at_quantile(q) as f64 / 1e3
+    }
+    fn rps(&self) -> f64 {
+        self.ok as f64 / self.seconds
+    }
+    /// CPU ms per request.
+    fn cpu_per_req(&self, ticks: u64, hz: f64) -> f64 {
+        ticks as f64 / hz * 1e3 / self.ok.max(1) as f64
+    }
+    fn served(&self, i: usize) -> f64 {
+        self.after.served[i].1 - self.before.served[i].1
+    }
+    fn webhook_calls(&self, i: usize) -> f64 {
+        self.after.webhooks[i].1 - self.before.webhooks[i].1
+    }
+}
+
+struct Phase {
+    ok: u64,
+    errors: u64,
+    first_error: Option<String>,
+    latency: Histogram<u64>,
+}
+
+/// `total` requests from the clients' connections, closed loop or at `rate`; latency in µs.
+async fn phase(
+    target: &Target,
+    conns: &mut [Conn],
+    body: &Bytes,
+    total: u64,
+    rate: Option<f64>,
+) -> Result<Phase, String> {
+    let next = Cell::new(0u64);
+    let start = Instant::now();
+    let clients = conns.iter_mut().map(|conn| {
+        let next = &next;
+        async move {
+            let mut h = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("histogram bounds");
+            let (mut ok, mut errors, mut first_error) = (0u64, 0u64, None);
+            let mut reconnects = 0;
+            loop {
+                let n = next.get();
+                if n >= total {
+                    break;
+                }
+                next.set(n + 1);
+                let t0 = match rate {
+                    None => Instant::now(),
+                    Some(r) => {
+                        // Request n is due at n / rate; a late one is sent at once, and its
+                        // latency still counts from when it was due.
+                        let due = start + Duration::from_secs_f64(n as f64 / r);
+                        tokio::time::sleep_until(due).await;
+                        due
+                    }
+                };
+                let result = target.create_dry_run(conn, NS, body.clone()).await;
+                let micros = t0.elapsed().as_micros() as u64;
+                match result {
+                    Ok(a) if a.status == 201 => {
+                        ok += 1;
+                        h.saturating_record(micros.max(1));
+                    }
+                    Ok(a) => {
+                        errors += 1;
+                        first_error.get_or_insert_with(|| format!("HTTP {}: {}", a.status, a.text()));
+                    }
+                    Err(e) => {
+                        errors += 1;
+                        first_error.get_or_insert_with(|| e.clone());
+                        reconnects += 1;
+                        if reconnects > 20 {
+                            break;
+                        }
+                        if let Ok(c) = target.connect().await {
+                            *conn = c;
+                        }
+                    }
+                }
+            }
+            (h, ok, errors, first_error)
+        }
+    });
+    let results = futures_util::future::join_all(clients).await;
+    let mut out = Phase {
+        ok: 0,
+        errors: 0,
+        first_error: None,
+        latency: Histogram::new_with_bounds(1, 600_000_000, 3).map_err(|e| e.to_string())?,
+    };
+    for (h, ok, errors, first) in results {
+        out.latency.add(&h).map_err(|e| e.to_string())?;
+        out.ok += ok;
+        out.errors += errors;
+        if out.first_error.is_none() {
+            out.first_error = first;
+        }
+    }
+    Ok(out)
+}
+
+struct Ctx<'a> {
+    args: &'a Args,
+    target: Target,
+    webhook: &'a Webhook,
+    pids: Pids,
+}
+
+async fn measure(
+    ctx: &Ctx<'_>,
+    round: usize,
+    setup: Setup,
+    load: Load,
+    profile: Option<PathBuf>,
+) -> Result<Run, String> {
+    let body = Bytes::from(gpu_pod().to_string());
+    let mut conns = Vec::with_capacity(load.clients);
+    for _ in 0..load.clients {
+        conns.push(ctx.target.connect().await?);
+    }
+    let warm = phase(&ctx.target, &mut conns, &body, ctx.args.warmup, None).await?;
+    if warm.errors > 0 {
+        return Err(format!(
+            "{} warm-up: {} errors, first: {}",
+            setup.name(),
+            warm.errors,
+            warm.first_error.unwrap_or_default()
+        ));
+    }
+    let before = counters(&ctx.target, ctx.webhook).await?;
+    let cpu0 = cpu_now(ctx.pids);
+    let done = Cell::new(false);
+    let t0 = Instant::now();
+    let running = async {
+        let total = if load.rate.is_some() {
+            ctx.args.paced_requests
+        } else {
+            ctx.args.requests
+        };
+        let r = tokio::time::timeout(MAX_RUN, phase(&ctx.target, &mut conns, &body, total, load.rate)).await;
+        done.set(true);
+        (r, t0.elapsed().as_secs_f64(), cpu_now(ctx.pids))
+    };
+    let (_, earlier) = webhook_sockets(ctx.webhook.port);
+    let sampler = async {
+        let (mut max, mut seen) = (0, HashSet::<u16>::new());
+        while !done.get() {
+            let (established, ports) = webhook_sockets(ctx.webhook.port);
+            max = max.max(established);
+            seen.extend(ports.difference(&earlier));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let (_, ports) = webhook_sockets(ctx.webhook.port);
+        seen.extend(ports.difference(&earlier));
+        (max, seen.len())
+    };
+    let profiler = async {
+        let Some(path) = profile else { return Ok(()) };
+        let mut conn = ctx.target.connect().await?;
+        let url = format!("/debug/pprof/profile?seconds={}", ctx.args.pprof_seconds);
+        let a = ctx.target.request(&mut conn, "GET", &url, Bytes::new()).await?;
+        if a.status != 200 {
+            return Err(format!("GET {url}: HTTP {}: {}", a.status, a.text()));
+        }
+        std::fs::write(&path, &a.body).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    let ((result, seconds, cpu1), (max_webhook_conns, new_webhook_conns), profiled) =
+        tokio::join!(running, sampler, profiler);
+    profiled?;
+    let measured = result.map_err(|_| format!("{} run longer than {MAX_RUN:?}", setup.name()))??;
+    let after = counters(&ctx.target, ctx.webhook).await?;
+    Ok(Run {
+        round,
+        setup,
+        load,
+        ok: measured.ok,
+        errors: measured.errors,
+        first_error: measured.first_error,
+        seconds,
+        latency: measured.latency,
+        cpu: Cpu {
+            apiserver: cpu1.apiserver - cpu0.apiserver,
+            etcd: cpu1.etcd - cpu0.etcd,
+            webhook: cpu1.webhook - cpu0.webhook,
+            client: cpu1.client - cpu0.client,
+        },
+        max_webhook_conns,
+        new_webhook_conns,
+        before,
+        after,
+    })
+}
+
+/// Checks that the run had no errors and that gpu-admission reviewed every request of set-up 3
+/// and none of the others. (kube-apiserver 1.34 counts a ValidatingAdmissionPolicy's denials and
+/// errors, not its admissions: set-up 2 is checked by a denied request before and after the run.)
+fn check_run(r: &Run) -> Vec<String> {
+    let mut problems = Vec::new();
+    let n = r.ok as f64;
+    let what = format!("{}, {}, round {}", r.setup.name(), r.load, r.round);
+    if r.errors > 0 {
+        problems.push(format!(
+            "{what}: {} errors, first: {}",
+            r.errors,
+            r.first_error.clone().unwrap_or_default()
+        ));
+    }
+    let (mutate, validate) = (r.served(0), r.served(1));
+    let want = if r.setup == Setup::Webhook { n } else { 0.0 };
+    // No other request reaches gpu-admission while a run is measured.
+    if mutate != want || validate != want {
+        problems.push(format!(
+            "{what}: gpu-admission answered {mutate} mutate and {validate} validate reviews for {n} requests"
+        ));
+    }
+    problems
+}
+
+// === switching set-ups ===
+
+async fn wait_until<F>(target: &Target, what: &str, ns: &str, pod: &Value, mut pred: F) -> Result<(), String>
+where
+    F: FnMut(&Answer) -> bool,
+{
+    let deadline = Instant::now() + SWITCH_WAIT;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        match target.create_once(ns, pod).await {
+            Ok(a) if pred(&a) => return Ok(()),
+            Ok(a) => last = format!("HTTP {}: {}", a.status, a.text()),
+            Err(e) => last = e,
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!("{what}: not within {SWITCH_WAIT:?}; last answer: {last}"))
+}
+
+fn hostpath_root_pod() -> Value {
+    variant(NS, |p| host_path(p, "/"))
+}
+
+fn denied_by_vap(a: &Answer) -> bool {
+    a.status >= 400 && a.text().contains(&format!("ValidatingAdmissionPolicy '{VAP_NAME}'"))
+}
+
+fn denied_by_webhook(a: &Answer) -> bool {
+    a.status >= 400
+        && a.text()
+            .contains(&format!("admission webhook \\\"{VALIDATE_PODS}\\\" denied"))
+}
+
+/// Whether the answer's pod got the GPU toleration (gpu-admission's mutating webhook).
+fn got_toleration(a: &Answer) -> bool {
+    serde_json::from_slice::<Value>(&a.body).is_ok_and(|v| {
+        v["spec"]["tolerations"]
+            .as_array()
+            .is_some_and(|ts| ts.iter().any(|t| t["key"] == "nvidia.com/gpu"))
+    })
+}
+
+/// The set-up denies (2, 3) or admits (1) a pod mounting the host's `/`, now.
+fn still_active(rt: &tokio::runtime::Runtime, ctx: &Ctx<'_>, setup: Setup) -> Result<(), String> {
+    let a = rt.block_on(ctx.target.create_once(NS, &hostpath_root_pod()))?;
+    let ok = match setup {
+        Setup::None => a.status == 201,
+        Setup::Vap => denied_by_vap(&a),
+        Setup::Webhook => denied_by_webhook(&a),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "after the run, a pod mounting / got HTTP {}: {}",
+            a.status,
+            a.text()
+        ))
+    }
+}
+
+fn install(rt: &tokio::runtime::Runtime, ctx: &Ctx<'_>, setup: Setup, configs: &Value) -> Result<(), String> {
+    let t = &ctx.target;
+    match setup {
+        Setup::None => Ok(()),
+        Setup::Vap => {
+            harness::kubectl(&["apply", "-f", "-"], Some(&vap().to_string())).assert_success();
+            rt.block_on(wait_until(
+                t,
+                "the policy denies",
+                NS,
+                &hostpath_root_pod(),
+                denied_by_vap,
+            ))
+        }
+        Setup::Webhook => {
+            // Waits until the API server uses exactly these configurations.
+            webhook::apply_webhook_configurations(configs);
+            rt.block_on(wait_until(
+                t,
+                "gpu-admission denies",
+                NS,
+                &hostpath_root_pod(),
+                denied_by_webhook,
+            ))?;
+            rt.block_on(wait_until(t, "gpu-admission mutates", NS, &unpatched_pod(), |a| {
+                a.status == 201 && got_toleration(a)
+            }))
+        }
+    }
+}
+
+fn uninstall(rt: &tokio::runtime::Runtime, ctx: &Ctx<'_>, setup: Setup) -> Result<(), String> {
+    let t = &ctx.target;
+    match setup {
+        Setup::None => Ok(()),
+        Setup::Vap => {
+            harness::kubectl(
+                &[
+                    "delete",
+                    "validatingadmissionpolicybinding,validatingadmissionpolicy",
+                    VAP_NAME,
+                    "--ignore-not-found",
+                ],
+                None,
+            )
+            .assert_success();
+            rt.block_on(wait_until(t, "the policy is gone", NS, &hostpath_root_pod(), |a| {
+                a.status == 201
+            }))
+        }
+        Setup::Webhook => {
+            webhook::delete_webhook_configurations();
+            rt.block_on(wait_until(
+                t,
+                "the validating webhook is gone",
+                NS,
+                &hostpath_root_pod(),
+                |a| a.status == 201,
+            ))?;
+            rt.block_on(wait_until(
+                t,
+                "the mutating webhook is gone",
+                NS,
+                &unpatched_pod(),
+                |a| a.status == 201 && !got_toleration(a),
+            ))
+        }
+    }
+}
+
+/// The set-up (installed) admits and denies what it should. Returns Markdown rows.
+fn sanity(rt: &tokio::runtime::Runtime, ctx: &Ctx<'_>, setup: Setup) -> Result<Vec<String>, String> {
+    let mut rows = Vec::new();
+    let mut bad = Vec::new();
+    for c in cases() {
+        let a = rt.block_on(ctx.target.create_once(c.ns, &c.pod))?;
+        let want_denied = c.denied && setup != Setup::None;
+        let ok = match (setup, want_denied) {
+            (_, false) => a.status == 201,
+            (Setup::Vap, true) => denied_by_vap(&a),
+            (Setup::Webhook, true) => denied_by_webhook(&a),
+            (Setup::None, true) => unreachable!(),
+        };
+        let got = if a.status == 201 {
+            "allowed".to_string()
+        } else {
+            format!("denied ({})", a.status)
+        };
+        rows.push(format!(
+            "| {} | {} ({}) | {} | {got} |",
+            setup.name(),
+            c.what,
+            c.ns,
+            if want_denied { "denied" } else { "allowed" }
+        ));
+        if !ok {
+            bad.push(format!(
+                "{}: {} -> HTTP {}: {}",
+                setup.name(),
+                c.what,
+                a.status,
+                a.text()
+            ));
+        }
+    }
+    // Set-up 3 also patches: a GPU pod without the toleration gets it.
+    let a = rt.block_on(ctx.target.create_once(NS, &unpatched_pod()))?;
+    let patched = a.status == 201 && got_toleration(&a);
+    let want_patched = setup == Setup::Webhook;
+    rows.push(format!(
+        "| {} | GPU pod without the toleration ({NS}) | {} | {} |",
+        setup.name(),
+        if want_patched {
+            "allowed, toleration added"
+        } else {
+            "allowed as is"
+        },
+        match (a.status, patched) {
+            (201, true) => "allowed, toleration added".to_string(),
+            (201, false) => "allowed as is".to_string(),
+            (s, _) => format!("denied ({s})"),
+        }
+    ));
+    if a.status != 201 || patched != want_patched {
+        bad.push(format!(
+            "{}: unpatched pod -> HTTP {}: {}",
+            setup.name(),
+            a.status,
+            a.text()
+        ));
+    }
+    if bad.is_empty() {
+        Ok(rows)
+    } else {
+        Err(format!(
+            "set-up {} does not enforce as it should:\n{}",
+            setup.name(),
+            bad.join("\n")
+        ))
+    }
+}
+
+// === the whole run ===
+
+fn first_line(cmd: &Path, arg: &str) -> String {
+    Command::new(cmd)
+        .arg(arg)
+        .output()
+        .ok()
+        .map(|o| {
+            let text = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+            text.lines().next().unwrap_or("").trim().to_string()
+        })
+        .unwrap_or_default()
+}
+
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|r| r.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_else(|| "?".into());
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    format!("{cpus} CPUs, {model}")
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn run(args: &Args) -> Result<bool, String> {
+    let bounded = |n: u64| (1..=200_000).contains(&n);
+    if args.loads.is_empty()
+        || !bounded(args.requests)
+        || !bounded(args.paced_requests)
+        || args.warmup > 100_000
+        || !(1..=20).contains(&args.rounds)
+    {
+        return Err(
+            "bounds: at least one load, --requests and --paced-requests 1..=200000, --warmup <= 100000, --rounds 1..=20"
+                .into(),
+        );
+    }
+    if !Path::new(webhook::BIN).is_file() {
+        return Err(format!(
+            "{} is missing: build it first (cargo build --release; scripts/bench-e2e.sh does)",
+            webhook::BIN
+        ));
+    }
+    let load_start = loadavg();
+    log("starting etcd + kube-apiserver (tests/e2e/harness.rs)");
+    let cp = harness::shared();
+    webhook::ensure_namespaces(&[NS]);
+    log(&format!("starting {} serve", webhook::BIN));
+    let w = Webhook::start(WebhookOptions::default());
+    let configs = webhook::render_local_overlay(w.port, &w.certs.ca_pem());
+    // The PriorityClasses of deploy/webhooks, for every set-up (the Priority plugin resolves
+    // the pod's class in all three), and one class that the rules do not allow.
+    let mut classes: Vec<Value> = configs["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|i| i["kind"] == "PriorityClass")
+        .cloned()
+        .collect();
+    classes.push(json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+                        "metadata": {"name": "low-priority"}, "value": 1000}));
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": classes}).to_string();
+    harness::kubectl(&["apply", "-f", "-"], Some(&list)).assert_success();
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let pids = find_pids(cp);
+    if pids.apiserver == 0 || pids.etcd == 0 || pids.webhook == 0 {
+        return Err(format!("cannot find the processes in {}/pgids", cp.dir().display()));
+    }
+    let ctx = Ctx {
+        args,
+        target: Target::new(cp, args.http1)?,
+        webhook: &w,
+        pids,
+    };
+    let hz = clock_ticks();
+
+    let mut sanity_rows = Vec::new();
+    let mut runs: Vec<Run> = Vec::new();
+    let mut problems = Vec::new();
+    for round in 1..=args.rounds {
+        for k in 0..SETUPS.len() {
+            let setup = SETUPS[(k + round - 1) % SETUPS.len()];
+            install(&rt, &ctx, setup, &configs)?;
+            if round == 1 {
+                sanity_rows.extend(sanity(&rt, &ctx, setup)?);
+            }
+            for &load in &args.loads {
+                let profile = match &args.pprof {
+                    Some(dir) if round == 1 && load == args.loads[0] => {
+                        let file = setup.name().replace(". ", "-");
+                        Some(dir.join(format!("{file}.pb.gz")))
+                    }
+                    _ => None,
+                };
+                let r = rt.block_on(measure(&ctx, round, setup, load, profile))?;
+                log(&format!(
+                    "round {round}/{} {:<17} {:<24} {:>6.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  errors {}",
+                    args.rounds,
+                    setup.name(),
+                    load.to_string(),
+                    r.rps(),
+                    r.p(0.5),
+                    r.p(0.99),
+                    r.errors
+                ));
+                problems.extend(check_run(&r));
+                // Still enforcing (or still not) after the run.
+                if let Err(e) = still_active(&rt, &ctx, setup) {
+                    problems.push(format!("{}, {load}, round {round}: {e}", setup.name()));
+                }
+                runs.push(r);
+            }
+            uninstall(&rt, &ctx, setup)?;
+        }
+    }
+    let bins = cp.binaries();
+    let versions = [
+        first_line(&bins.kube_apiserver, "--version"),
+        first_line(&bins.etcd, "--version"),
+        first_line(Path::new(webhook::BIN), "--version"),
+    ];
+    let report = report(args, &runs, &sanity_rows, &problems, hz, &versions, &load_start);
+    println!("{report}");
+    if let Some(path) = &args.report {
+        std::fs::write(path, &report).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    drop(w);
+    Ok(problems.is_empty())
+}
+
+// === the report ===
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), |x| format!("{x:.3}"))
+}
+
+fn report(
+    args: &Args,
+    runs: &[Run],
+    sanity_rows: &[String],
+    problems: &[String],
+    hz: f64,
+    versions: &[String; 3],
+    load_start: &str,
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "## End to end through kube-apiserver\n");
+    let _ = writeln!(
+        s,
+        "Machine: {}; load average at start {load_start}, at end {}.  ",
+        machine(),
+        loadavg()
+    );
+    let _ = writeln!(s, "Versions: {}; {}; {}.  ", versions[0], versions[1], versions[2]);
+    let loads: Vec<String> = args.loads.iter().map(Load::to_string).collect();
+    let _ = writeln!(
+        s,
+        "Load: {} rounds (set-up order rotated each round) x {} set-ups x loads [{}]; per run {} warm-up + {} measured \
+         ({} at a fixed rate) dry-run creates of a GPU pod in `{NS}`, one {} connection per client.\n",
+        args.rounds,
+        SETUPS.len(),
+        loads.join("; "),
+        args.warmup,
+        args.requests,
+        args.paced_requests,
+        if args.http1 { "HTTP/1.1" } else { "HTTP/2" }
+    );
+
+    let of = |load: Load, setup: Setup| -> Vec<&Run> {
+        runs.iter().filter(|r| r.load == load && r.setup == setup).collect()
+    };
+    for &load in &args.loads {
+        let base = of(load, Setup::None);
+        // Per round: this set-up's figure against the same round's baseline, then the median.
+        let paired = |setup: Setup, f: &dyn Fn(&Run) -> f64, ratio: bool| -> f64 {
+            let v = of(load, setup)
+                .iter()
+                .filter_map(|r| {
+                    let b = base.iter().find(|b| b.round == r.round)?;
+                    Some(if ratio { f(r) / f(b) } else { f(r) - f(b) })
+                })
+                .collect();
+            median(v)
+        };
+        let _ = writeln!(s, "### {load} (medians of {} rounds)\n", args.rounds);
+        let _ = writeln!(
+            s,
+            "| set-up | p50 ms | p99 ms | req/s | p50 overhead | p99 overhead | API server CPU ms/req | webhook CPU ms/req |"
+        );
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
+        for setup in SETUPS {
+            let rs = of(load, setup);
+            let m = |f: &dyn Fn(&Run) -> f64| median(rs.iter().map(|r| f(r)).collect());
+            let overhead = |q: f64| {
+                if setup == Setup::None {
+                    "-".to_string()
+                } else {
+                    format!(
+                        "{:+.2} ms (x{:.2})",
+                        paired(setup, &|r| r.p(q), false),
+                        paired(setup, &|r| r.p(q), true)
+                    )
+                }
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {:.2} | {:.2} | {:.0} | {} | {} | {:.3} | {} |",
+                setup.name(),
+                m(&|r| r.p(0.5)),
+                m(&|r| r.p(0.99)),
+                m(&|r| r.rps()),
+                overhead(0.5),
+                overhead(0.99),
+                m(&|r| r.cpu_per_req(r.cpu.apiserver, hz)),
+                if setup == Setup::Webhook {
+                    format!("{:.3}", m(&|r| r.cpu_per_req(r.cpu.webhook, hz)))
+                } else {
+                    "-".into()
+                }
+            );
+        }
+        let diff = paired(Setup::Webhook, &|r| r.p(0.99), false) - paired(Setup::Vap, &|r| r.p(0.99), false);
+        let _ = writeln!(
+            s,
+            "\np99 overhead of gpu-admission minus that of the CEL policy: {diff:+.2} ms (target <= 1 ms: {}).\n",
+            if diff <= 1.0 { "met" } else { "NOT met" }
+        );
+    }
+
+    let _ = writeln!(
+        s,
+        "### Where the time goes (means from kube-apiserver's and gpu-admission's own histograms; medians of rounds)\n"
+    );
+    let _ = writeln!(
+        s,
+        "| load | set-up | POST pods (API server) ms | VAP plugin ms | mutating webhook plugin ms | validating webhook plugin ms | API server -> /mutate ms | API server -> /validate ms | gpu-admission /mutate ms | gpu-admission /validate ms | connections to gpu-admission: most at once / opened | etcd CPU ms/req | client CPU ms/req |"
+    );
+    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for &load in &args.loads {
+        for setup in SETUPS {
+            let rs = of(load, setup);
+            let m = |f: &dyn Fn(&Run) -> Option<f64>| -> Option<f64> {
+                let v: Vec<f64> = rs.iter().filter_map(|r| f(r)).collect();
+                (!v.is_empty()).then(|| median(v))
+            };
+            let _ = writeln!(
+                s,
+                "| {load} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.3} | {:.3} |",
+                setup.name(),
+                opt(m(&|r| mean_ms(r.after.request, r.before.request))),
+                opt(m(&|r| mean_ms(r.after.plugins[0], r.before.plugins[0]))),
+                opt(m(&|r| mean_ms(r.after.plugins[1], r.before.plugins[1]))),
+                opt(m(&|r| mean_ms(r.after.plugins[2], r.before.plugins[2]))),
+                opt(m(&|r| mean_ms(r.after.webhooks[0], r.before.webhooks[0]))),
+                opt(m(&|r| mean_ms(r.after.webhooks[1], r.before.webhooks[1]))),
+                opt(m(&|r| mean_ms(r.after.served[0], r.before.served[0]))),
+                opt(m(&|r| mean_ms(r.after.served[1], r.before.served[1]))),
+                if setup == Setup::Webhook {
+                    format!(
+                        "{:.0} / {:.0}",
+                        m(&|r| Some(r.max_webhook_conns as f64)).unwrap_or(0.0),
+                        m(&|r| Some(r.new_webhook_conns as f64)).unwrap_or(0.0)
+                    )
+                } else {
+                    "-".into()
+                },
+                median(rs.iter().map(|r| r.cpu_per_req(r.cpu.etcd, hz)).collect()),
+                median(rs.iter().map(|r| r.cpu_per_req(r.cpu.client, hz)).collect()),
+            );
+        }
+    }
+
+    let _ = writeln!(s, "\n### Every run\n");
+    let _ = writeln!(
+        s,
+        "| round | load | set-up | ok | errors | req/s | p50 ms | p90 ms | p99 ms | max ms | webhook calls (m/v) |"
+    );
+    let _ = writeln!(s, "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---|");
+    for r in runs {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0}/{:.0} |",
+            r.round,
+            r.load,
+            r.setup.name(),
+            r.ok,
+            r.errors,
+            r.rps(),
+            r.p(0.5),
+            r.p(0.9),
+            r.p(0.99),
+            r.latency.max() as f64 / 1e3,
+            r.webhook_calls(0),
+            r.webhook_calls(1),
+        );
+    }
+
+    let _ = writeln!(
+        s,
+        "\n### Each set-up enforces what it should (checked before measuring)\n"
+    );
+    let _ = writeln!(s, "| set-up | request | expected | got |");
+    let _ = writeln!(s, "|---|---|---|---|");
+    for row in sanity_rows {
+        let _ = writeln!(s, "{row}");
+    }
+    if problems.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nEvery run: no errors; gpu-admission reviewed every request of set-up 3 and none of the others; \
+             after each run the set-up still denied (2, 3) or admitted (1) a pod mounting `/`."
+        );
+    } else {
+        let _ = writeln!(s, "\n### PROBLEMS\n");
+        for p in problems {
+            let _ = writeln!(s, "- {p}");
+        }
+    }
+    s
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# End-to-end benchmark through a real kube-apiserver (bench/e2e.md; issue 6, part 3):
+# server dry-run creates of a GPU pod from many concurrent clients with (1) no policy,
+# (2) the rules as a CEL ValidatingAdmissionPolicy, (3) gpu-admission's webhooks.
+#
+#   scripts/bench-e2e.sh                      # defaults: clients 16,64; 5 rounds; 3000 requests
+#   scripts/bench-e2e.sh --rounds 3 --requests 1000 --clients 16
+#   scripts/bench-e2e.sh --http1              # HTTP/1.1 clients instead of HTTP/2
+#
+# Arguments go to examples/e2e_bench.rs (`--help`). It builds the release binary and the example,
+# locates etcd, kube-apiserver and kubectl (KUBE_APISERVER_BIN / ETCD_BIN / KUBECTL_BIN, else
+# scripts/control-plane.sh, which builds them once into ~/.cache/gpu-admission), starts a private
+# control plane on 127.0.0.1 and prints the report (Markdown), also written to
+# target/bench-e2e/report-<time>.md. Everything it starts is stopped when it ends.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+log() { printf '[bench-e2e] %s\n' "$*" >&2; }
+
+if [[ -n "${CARGO_TARGET_DIR:-}" && "$(realpath -m "$CARGO_TARGET_DIR")" != "$(realpath -m target)" ]]; then
+  # examples/e2e_bench.rs runs ./target/release/gpu-admission (tests/e2e/webhook.rs: BIN).
+  log "CARGO_TARGET_DIR is set; building into ./target instead"
+  unset CARGO_TARGET_DIR
+fi
+
+if [[ -z "${KUBE_APISERVER_BIN:-}" || -z "${ETCD_BIN:-}" || -z "${KUBECTL_BIN:-}" ]]; then
+  bin_dir="$(scripts/control-plane.sh | tail -1)"
+  export KUBE_APISERVER_BIN="${KUBE_APISERVER_BIN:-$bin_dir/kube-apiserver}"
+  export ETCD_BIN="${ETCD_BIN:-$bin_dir/etcd}"
+  export KUBECTL_BIN="${KUBECTL_BIN:-$bin_dir/kubectl}"
+fi
+log "kube-apiserver: $KUBE_APISERVER_BIN"
+
+log "building (release): gpu-admission and examples/e2e_bench.rs"
+cargo build --release --quiet --bin gpu-admission --example e2e_bench
+
+out_dir=target/bench-e2e
+mkdir -p "$out_dir"
+report="$out_dir/report-$(date -u +%Y%m%dT%H%M%SZ).md"
+log "rustc: $(rustc --version)"
+target/release/examples/e2e_bench --report "$report" "$@"
+log "report written to $report"
