@@ -202,6 +202,24 @@ fn cpu_seconds(pid: u32, ticks: f64) -> f64 {
     (field(11) + field(12)) / ticks // utime is field 14, stime field 15 (1-based)
 }
 
+/// CPU seconds the whole machine spent busy (all CPUs: everything but idle and iowait).
+fn machine_busy_seconds(ticks: f64) -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(cpu) = stat.lines().find(|l| l.starts_with("cpu ")) else {
+        return 0.0;
+    };
+    let v: Vec<f64> = cpu.split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let busy: f64 = v
+        .iter()
+        .take(8)
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, x)| x)
+        .sum();
+    busy / ticks
+}
+
 /// A `/proc/PID/status` field in KiB (`VmHWM`, `VmRSS`).
 fn status_kib(pid: u32, key: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -275,6 +293,8 @@ struct RunResult {
     cpu_seconds: f64,
     /// The load generator's own CPU over the run (it shares the machine with the server).
     client_cpu_seconds: f64,
+    /// CPU used by everything else on the machine during the run (other users' work: noise).
+    other_cpu_seconds: f64,
     hwm_kib: u64,
     rss_kib: u64,
 }
@@ -301,6 +321,7 @@ impl RunResult {
             "server_cpu_percent": 100.0 * self.cpu_seconds / o.seconds,
             "server_cpu_us_per_review": self.cpu_us_per_review(),
             "client_cpu_percent": 100.0 * self.client_cpu_seconds / o.seconds,
+            "other_cpu_percent": 100.0 * self.other_cpu_seconds / o.seconds,
             "vm_hwm_kib": self.hwm_kib, "vm_rss_kib": self.rss_kib,
         })
     }
@@ -315,7 +336,14 @@ async fn run_once(
 ) -> RunResult {
     let ticks = clock_ticks();
     let pid = server.child.id();
-    let mut before = (0.0, 0.0);
+    let mut before = (0.0, 0.0, 0.0);
+    let window_starts = || {
+        before = (
+            cpu_seconds(pid, ticks),
+            cpu_seconds(std::process::id(), ticks),
+            machine_busy_seconds(ticks),
+        );
+    };
     let outcome = load::run(
         client,
         server.addr,
@@ -323,17 +351,19 @@ async fn run_once(
         conns,
         duration,
         scenario.rate,
-        || {
-            before = (cpu_seconds(pid, ticks), cpu_seconds(std::process::id(), ticks));
-        },
+        window_starts,
     )
     .await;
+    let cpu = cpu_seconds(pid, ticks) - before.0;
+    let client_cpu = cpu_seconds(std::process::id(), ticks) - before.1;
+    let busy = machine_busy_seconds(ticks) - before.2;
     RunResult {
         server: server.name.clone(),
         scenario: scenario.label.clone(),
         round: 0,
-        cpu_seconds: cpu_seconds(pid, ticks) - before.0,
-        client_cpu_seconds: cpu_seconds(std::process::id(), ticks) - before.1,
+        cpu_seconds: cpu,
+        client_cpu_seconds: client_cpu,
+        other_cpu_seconds: (busy - cpu - client_cpu).max(0.0),
         outcome,
         hwm_kib: status_kib(pid, "VmHWM").unwrap_or(0),
         rss_kib: status_kib(pid, "VmRSS").unwrap_or(0),
@@ -412,7 +442,7 @@ fn load(args: LoadArgs) -> ExitCode {
         servers.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
     );
     println!(
-        "{:<34} {:<20} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>6} {:>6} {:>8}",
+        "{:<34} {:<20} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>6} {:>6} {:>6} {:>8}",
         "scenario",
         "server",
         "reviews/s",
@@ -424,6 +454,7 @@ fn load(args: LoadArgs) -> ExitCode {
         "cpu us/r",
         "srv %",
         "cli %",
+        "oth %",
         "HWM MiB"
     );
     let mut results: Vec<RunResult> = Vec::new();
@@ -442,7 +473,7 @@ fn load(args: LoadArgs) -> ExitCode {
                     "-".into()
                 };
                 println!(
-                    "{:<34} {:<20} {:>9.0} {:>8.3} {:>8.3} {:>8.3} {:>8} {:>7} {:>9.1} {:>6.0} {:>6.0} {:>8.1}",
+                    "{:<34} {:<20} {:>9.0} {:>8.3} {:>8.3} {:>8.3} {:>8} {:>7} {:>9.1} {:>6.0} {:>6.0} {:>6.0} {:>8.1}",
                     r.scenario,
                     r.server,
                     r.outcome.throughput(),
@@ -454,6 +485,7 @@ fn load(args: LoadArgs) -> ExitCode {
                     r.cpu_us_per_review(),
                     100.0 * r.cpu_seconds / r.outcome.seconds,
                     100.0 * r.client_cpu_seconds / r.outcome.seconds,
+                    100.0 * r.other_cpu_seconds / r.outcome.seconds,
                     r.hwm_kib as f64 / 1024.0
                 );
                 results.push(r);
@@ -488,7 +520,7 @@ fn summarize(scenarios: &[Scenario], servers: &[Server], results: &[RunResult]) 
     let med = |runs: &[&RunResult], f: &dyn Fn(&RunResult) -> f64| load::median(runs.iter().map(|r| f(r)).collect());
     let _ = writeln!(
         out,
-        "\nmedians over rounds; ratio = server / floor (throughput: higher is better; p99 and CPU: lower is better)"
+        "\nmedians over rounds; ratio = server / floor within each round, median over rounds\n(throughput: higher is better; p99 and CPU per review: lower is better)"
     );
     let _ = writeln!(
         out,
@@ -498,16 +530,24 @@ fn summarize(scenarios: &[Scenario], servers: &[Server], results: &[RunResult]) 
     let mut misses = Vec::new();
     for s in scenarios {
         let floor = runs(&s.label, "floor");
-        let (f_tp, f_p99, f_cpu) = (
-            med(&floor, &|r| r.outcome.throughput()),
-            med(&floor, &|r| r.outcome.p(0.99)),
-            med(&floor, &RunResult::cpu_us_per_review),
-        );
+        // Ratios are paired within a round (the floor's run next to the server's), then the median
+        // over rounds: drift on a shared machine hits both sides of a pair alike.
+        let paired = |rs: &[&RunResult], f: &dyn Fn(&RunResult) -> f64| {
+            load::median(
+                rs.iter()
+                    .filter_map(|r| {
+                        let base = floor.iter().find(|b| b.round == r.round)?;
+                        Some(f(r) / f(base))
+                    })
+                    .collect(),
+            )
+        };
         for server in servers {
             let rs = runs(&s.label, &server.name);
             let tp = med(&rs, &|r| r.outcome.throughput());
             let p99 = med(&rs, &|r| r.outcome.p(0.99));
             let cpu = med(&rs, &RunResult::cpu_us_per_review);
+            let tp_ratio = paired(&rs, &|r| r.outcome.throughput());
             let errors: u64 = rs.iter().map(|r| r.outcome.error_total()).sum();
             let _ = writeln!(
                 out,
@@ -515,11 +555,11 @@ fn summarize(scenarios: &[Scenario], servers: &[Server], results: &[RunResult]) 
                 s.label,
                 server.name,
                 tp,
-                tp / f_tp,
+                tp_ratio,
                 p99,
-                p99 / f_p99,
+                paired(&rs, &|r| r.outcome.p(0.99)),
                 cpu,
-                cpu / f_cpu,
+                paired(&rs, &RunResult::cpu_us_per_review),
                 errors
             );
             if server.name == "floor" {
@@ -528,12 +568,10 @@ fn summarize(scenarios: &[Scenario], servers: &[Server], results: &[RunResult]) 
             if errors > 0 {
                 misses.push(format!("{} {}: {errors} errors", server.name, s.label));
             }
-            if s.rate.is_none() && tp / f_tp < 0.8 {
+            if s.rate.is_none() && tp_ratio < 0.8 {
                 misses.push(format!(
-                    "{} {}: {:.2} of the floor's throughput (target >= 0.8)",
-                    server.name,
-                    s.label,
-                    tp / f_tp
+                    "{} {}: {tp_ratio:.2} of the floor's throughput (target >= 0.8)",
+                    server.name, s.label
                 ));
             }
             if s.rate == Some(2000.0) && s.fixture == "gpu-pod" && p99 >= 2.0 {

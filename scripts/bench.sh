@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The benchmarks of BENCHMARKS.md in one command: micro (in process) and load (HTTPS, against
+# the floor server), with gpu-admission's ratios to the floor. Benchmarks, not tests: nothing here
+# fails on a slow figure; targets are printed as met or MISSED.
+#
+#   scripts/bench.sh            # summary micro table, check binary, load (about 4 minutes)
+#   scripts/bench.sh --quick    # shorter load runs, one round (about 1 minute)
+#   scripts/bench.sh --divan    # also divan's detailed distributions (cargo bench --bench review/check)
+#
+# Extra arguments after `--` go to `benchkit load` (e.g. `-- --quiet-variant --rounds 3`).
+# The end-to-end benchmark through kube-apiserver is separate: scripts/bench-e2e.sh.
+# Everything listens on 127.0.0.1; results are also written to target/bench/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=0
+divan=0
+load_args=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --quick) quick=1 ;;
+    --divan) divan=1 ;;
+    --) shift; load_args=("$@"); break ;;
+    *) echo "usage: scripts/bench.sh [--quick] [--divan] [-- benchkit load args]" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+section() { printf '\n==== %s ====\n' "$*"; }
+
+section "machine"
+echo "nproc: $(nproc); CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'); memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews absolute figures; compare ratios)"
+echo "rustc: $(rustc --version); commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+
+section "build (release)"
+cargo build --release --bin gpu-admission --example floor --example benchkit 2>&1 | grep -v '^\s*Compiling' || true
+mkdir -p target/bench
+
+section "micro: one review, and check over 10,000 objects (cargo bench --bench summary)"
+cargo bench --bench summary 2>/dev/null | tee target/bench/summary.txt
+
+section "check: the real binary over a 10,000-object file"
+target/release/examples/benchkit check-bin --runs "$([[ $quick == 1 ]] && echo 3 || echo 5)" | tee target/bench/check-bin.txt
+
+section "load: HTTPS keep-alive, gpu-admission vs the floor server"
+if [[ $quick == 1 ]]; then
+  set -- --duration 3 --rounds 1
+else
+  set -- --duration 8 --rounds 2
+fi
+target/release/examples/benchkit load "$@" --json target/bench/load.json "${load_args[@]}" | tee target/bench/load.txt
+
+if [[ $divan == 1 ]]; then
+  section "divan: detailed distributions"
+  cargo bench --bench review --bench check
+fi
+echo
+echo "results: target/bench/{summary.txt,check-bin.txt,load.txt,load.json}"
