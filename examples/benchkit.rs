@@ -80,6 +80,10 @@ struct LoadArgs {
     /// the review log.
     #[arg(long)]
     quiet_variant: bool,
+    /// Also run another gpu-admission build side by side (a branch, another allocator), under
+    /// NAME (repeatable).
+    #[arg(long, value_name = "NAME=BIN")]
+    compare: Vec<String>,
     /// Write every run as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -142,11 +146,11 @@ fn log_file(dir: &Path, name: &str) -> std::fs::File {
     std::fs::File::create(dir.join(format!("{name}.log"))).expect("log file")
 }
 
-fn start_gpu_admission(args: &LoadArgs, certs: &Path, name: &str, quiet: bool) -> Server {
+fn start_gpu_admission(args: &LoadArgs, bin: &Path, certs: &Path, name: &str, quiet: bool) -> Server {
     let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let log = log_file(&args.work_dir, name);
-    let mut cmd = Command::new(&args.server_bin);
+    let mut cmd = Command::new(bin);
     cmd.arg("serve")
         .args(["--listen", &addr.to_string(), "--admin-listen", &admin.to_string()])
         .arg("--tls-cert")
@@ -161,9 +165,7 @@ fn start_gpu_admission(args: &LoadArgs, certs: &Path, name: &str, quiet: bool) -
     } else {
         cmd.env_remove("RUST_LOG");
     }
-    let child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("{}: {e}", args.server_bin.display()));
+    let child = cmd.spawn().unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
     Server {
         name: name.into(),
         child,
@@ -416,10 +418,23 @@ fn load(args: LoadArgs) -> ExitCode {
 
     let mut servers = vec![
         start_floor(&args, &certs),
-        start_gpu_admission(&args, &certs, "gpu-admission", false),
+        start_gpu_admission(&args, &args.server_bin, &certs, "gpu-admission", false),
     ];
     if args.quiet_variant {
-        servers.push(start_gpu_admission(&args, &certs, "gpu-admission-quiet", true));
+        servers.push(start_gpu_admission(
+            &args,
+            &args.server_bin,
+            &certs,
+            "gpu-admission-quiet",
+            true,
+        ));
+    }
+    for spec in &args.compare {
+        let Some((name, bin)) = spec.split_once('=').filter(|(n, b)| !n.is_empty() && !b.is_empty()) else {
+            eprintln!("error: --compare {spec}: expected NAME=BIN");
+            return ExitCode::from(2);
+        };
+        servers.push(start_gpu_admission(&args, Path::new(bin), &certs, name, false));
     }
     for server in &mut servers {
         let ready = load::wait_until_ok(&client, server.addr, &scenarios[0].request, Duration::from_secs(30));
@@ -442,7 +457,7 @@ fn load(args: LoadArgs) -> ExitCode {
         servers.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
     );
     println!(
-        "{:<34} {:<20} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>6} {:>6} {:>6} {:>8}",
+        "{:<32} {:<22} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>6} {:>6} {:>6} {:>8}",
         "scenario",
         "server",
         "reviews/s",
@@ -473,7 +488,7 @@ fn load(args: LoadArgs) -> ExitCode {
                     "-".into()
                 };
                 println!(
-                    "{:<34} {:<20} {:>9.0} {:>8.3} {:>8.3} {:>8.3} {:>8} {:>7} {:>9.1} {:>6.0} {:>6.0} {:>6.0} {:>8.1}",
+                    "{:<32} {:<22} {:>9.0} {:>8.3} {:>8.3} {:>8.3} {:>8} {:>7} {:>9.1} {:>6.0} {:>6.0} {:>6.0} {:>8.1}",
                     r.scenario,
                     r.server,
                     r.outcome.throughput(),
@@ -524,7 +539,7 @@ fn summarize(scenarios: &[Scenario], servers: &[Server], results: &[RunResult]) 
     );
     let _ = writeln!(
         out,
-        "{:<34} {:<20} {:>9} {:>7} {:>8} {:>7} {:>9} {:>7} {:>7}",
+        "{:<32} {:<22} {:>9} {:>7} {:>8} {:>7} {:>9} {:>7} {:>7}",
         "scenario", "server", "reviews/s", "ratio", "p99 ms", "ratio", "cpu us/r", "ratio", "errors"
     );
     let mut misses = Vec::new();
@@ -551,7 +566,7 @@ fn summarize(scenarios: &[Scenario], servers: &[Server], results: &[RunResult]) 
             let errors: u64 = rs.iter().map(|r| r.outcome.error_total()).sum();
             let _ = writeln!(
                 out,
-                "{:<34} {:<20} {:>9.0} {:>7.2} {:>8.3} {:>7.2} {:>9.1} {:>7.2} {:>7}",
+                "{:<32} {:<22} {:>9.0} {:>7.2} {:>8.3} {:>7.2} {:>9.1} {:>7.2} {:>7}",
                 s.label,
                 server.name,
                 tp,
