@@ -9,7 +9,10 @@
 //! 2. `cel-vap`: the validation subset of the rules as a ValidatingAdmissionPolicy (CEL, in the
 //!    API server's process) with a `Deny` binding: what a user would pick instead;
 //! 3. `gpu-admission`: the release `gpu-admission serve`, registered with the mutating and
-//!    validating webhook configurations of `deploy/overlays/local` (`tests/e2e/webhook.rs`).
+//!    validating webhook configurations of `deploy/overlays/local` (`tests/e2e/webhook.rs`);
+//! 4. `floor webhook` (with `--floor-bin`, a diagnostic): the floor server of `examples/floor.rs`
+//!    (reads the review, answers allowed) behind the same configurations: the cost of being a
+//!    webhook at all, apart from gpu-admission's own.
 //!
 //! Each client is its own HTTPS connection (HTTP/2 as client-go uses, or `--http1`) with the
 //! harness' admin client certificate. A load (`--loads`) is N clients at full speed (each sends
@@ -17,6 +20,7 @@
 //! bounded: a fixed number of requests after a warm-up, each request at most 30 s, every address
 //! 127.0.0.1. Set-ups run in rounds, their order rotated each round (A B C, B C A, C A B, ...), so
 //! drift hits all of them; the report gives medians of rounds, overheads paired within a round.
+//! Within a round, the three set-ups of one load run back to back, seconds apart.
 //!
 //! Each set-up is checked to enforce what it should: before measuring, requests that the rules deny
 //! are denied by set-ups 2 and 3 and allowed by set-up 1; after each run, a pod mounting `/` still
@@ -99,6 +103,11 @@ struct Args {
     pprof: Option<PathBuf>,
     #[arg(long, default_value_t = 3)]
     pprof_seconds: u32,
+    /// Also run set-up 4: the floor server (`examples/floor.rs`: reads the review, answers
+    /// allowed) behind the same webhook configurations as gpu-admission, to tell the cost of
+    /// being a webhook at all from gpu-admission's own.
+    #[arg(long)]
+    floor_bin: Option<PathBuf>,
 }
 
 /// N clients at full speed, or sharing a fixed rate.
@@ -140,9 +149,11 @@ enum Setup {
     None,
     Vap,
     Webhook,
+    /// Diagnostic: the floor server behind gpu-admission's webhook configurations.
+    Floor,
 }
 
-const SETUPS: [Setup; 3] = [Setup::None, Setup::Vap, Setup::Webhook];
+const ALL_SETUPS: [Setup; 4] = [Setup::None, Setup::Vap, Setup::Webhook, Setup::Floor];
 
 impl Setup {
     fn name(self) -> &'static str {
@@ -150,6 +161,7 @@ impl Setup {
             Setup::None => "1. none",
             Setup::Vap => "2. cel-vap",
             Setup::Webhook => "3. gpu-admission",
+            Setup::Floor => "4. floor webhook",
         }
     }
 }
@@ -507,6 +519,7 @@ struct Pids {
     apiserver: u32,
     etcd: u32,
     webhook: u32,
+    floor: u32,
 }
 
 /// The harness records every process group it (or the webhook) started in `<dir>/pgids`; each
@@ -520,6 +533,7 @@ fn find_pids(cp: &harness::ControlPlane) -> Pids {
             "kube-apiserver" => pids.apiserver = pid,
             "etcd" => pids.etcd = pid,
             "gpu-admission" => pids.webhook = pid,
+            "floor" => pids.floor = pid,
             _ => {}
         }
     }
@@ -549,6 +563,7 @@ struct Cpu {
     apiserver: u64,
     etcd: u64,
     webhook: u64,
+    floor: u64,
     client: u64,
 }
 
@@ -557,6 +572,7 @@ fn cpu_now(p: Pids) -> Cpu {
         apiserver: cpu_ticks(&p.apiserver.to_string()),
         etcd: cpu_ticks(&p.etcd.to_string()),
         webhook: cpu_ticks(&p.webhook.to_string()),
+        floor: if p.floor == 0 { 0 } else { cpu_ticks(&p.floor.to_string()) },
         client: cpu_ticks("self"),
     }
 }
@@ -870,6 +886,7 @@ async fn measure(
             apiserver: cpu1.apiserver - cpu0.apiserver,
             etcd: cpu1.etcd - cpu0.etcd,
             webhook: cpu1.webhook - cpu0.webhook,
+            floor: cpu1.floor - cpu0.floor,
             client: cpu1.client - cpu0.client,
         },
         max_webhook_conns,
@@ -879,8 +896,9 @@ async fn measure(
     })
 }
 
-/// Checks that the run had no errors and that gpu-admission reviewed every request of set-up 3
-/// and none of the others. (kube-apiserver 1.34 counts a ValidatingAdmissionPolicy's denials and
+/// Checks that the run had no errors, that gpu-admission reviewed every request of set-up 3 and
+/// none of the others, and that the API server called the pod webhooks for every request of
+/// set-ups 3 and 4 and none of the others. (kube-apiserver 1.34 counts a ValidatingAdmissionPolicy's denials and
 /// errors, not its admissions: set-up 2 is checked by a denied request before and after the run.)
 fn check_run(r: &Run) -> Vec<String> {
     let mut problems = Vec::new();
@@ -899,6 +917,14 @@ fn check_run(r: &Run) -> Vec<String> {
     if mutate != want || validate != want {
         problems.push(format!(
             "{what}: gpu-admission answered {mutate} mutate and {validate} validate reviews for {n} requests"
+        ));
+    }
+    // The API server's count of its calls of the two pod webhooks (whoever answers them).
+    let (mutate, validate) = (r.webhook_calls(0), r.webhook_calls(1));
+    let want = if matches!(r.setup, Setup::Webhook | Setup::Floor) { n } else { 0.0 };
+    if mutate != want || validate != want {
+        problems.push(format!(
+            "{what}: the API server called the pod webhooks {mutate} (mutate) and {validate} (validate) times for {n} requests"
         ));
     }
     problems
@@ -950,7 +976,8 @@ fn got_toleration(a: &Answer) -> bool {
 fn still_active(rt: &tokio::runtime::Runtime, ctx: &Ctx<'_>, setup: Setup) -> Result<(), String> {
     let a = rt.block_on(ctx.target.create_once(NS, &hostpath_root_pod()))?;
     let ok = match setup {
-        Setup::None => a.status == 201,
+        // The floor allows everything; its runs are checked by the API server's call counts.
+        Setup::None | Setup::Floor => a.status == 201,
         Setup::Vap => denied_by_vap(&a),
         Setup::Webhook => denied_by_webhook(&a),
     };
@@ -965,10 +992,16 @@ fn still_active(rt: &tokio::runtime::Runtime, ctx: &Ctx<'_>, setup: Setup) -> Re
     }
 }
 
-fn install(rt: &tokio::runtime::Runtime, ctx: &Ctx<'_>, setup: Setup, configs: &Value) -> Result<(), String> {
+fn install(rt: &tokio::runtime::Runtime, ctx: &Ctx<'_>, setup: Setup, configs: &Configs) -> Result<(), String> {
     let t = &ctx.target;
     match setup {
         Setup::None => Ok(()),
+        Setup::Floor => {
+            // Waits until the API server uses exactly these configurations (the floor's port
+            // and CA).
+            webhook::apply_webhook_configurations(configs.floor.as_ref().ok_or("no floor server")?);
+            Ok(())
+        }
         Setup::Vap => {
             harness::kubectl(&["apply", "-f", "-"], Some(&vap().to_string())).assert_success();
             rt.block_on(wait_until(
@@ -981,7 +1014,7 @@ fn install(rt: &tokio::runtime::Runtime, ctx: &Ctx<'_>, setup: Setup, configs: &
         }
         Setup::Webhook => {
             // Waits until the API server uses exactly these configurations.
-            webhook::apply_webhook_configurations(configs);
+            webhook::apply_webhook_configurations(&configs.gpu_admission);
             rt.block_on(wait_until(
                 t,
                 "gpu-admission denies",
@@ -1015,6 +1048,23 @@ fn uninstall(rt: &tokio::runtime::Runtime, ctx: &Ctx<'_>, setup: Setup) -> Resul
                 a.status == 201
             }))
         }
+        Setup::Floor => {
+            webhook::delete_webhook_configurations();
+            // Gone once a pod create no longer counts a call of the mutating pod webhook.
+            let deadline = Instant::now() + SWITCH_WAIT;
+            loop {
+                let calls = |c: Counters| c.webhooks[0].1;
+                let before = calls(rt.block_on(counters(t, ctx.webhook))?);
+                rt.block_on(t.create_once(NS, &gpu_pod()))?;
+                if calls(rt.block_on(counters(t, ctx.webhook))?) == before {
+                    return Ok(());
+                }
+                if Instant::now() > deadline {
+                    return Err(format!("the floor webhook is still called after {SWITCH_WAIT:?}"));
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
         Setup::Webhook => {
             webhook::delete_webhook_configurations();
             rt.block_on(wait_until(
@@ -1041,12 +1091,12 @@ fn sanity(rt: &tokio::runtime::Runtime, ctx: &Ctx<'_>, setup: Setup) -> Result<V
     let mut bad = Vec::new();
     for c in cases() {
         let a = rt.block_on(ctx.target.create_once(c.ns, &c.pod))?;
-        let want_denied = c.denied && setup != Setup::None;
+        let want_denied = c.denied && matches!(setup, Setup::Vap | Setup::Webhook);
         let ok = match (setup, want_denied) {
             (_, false) => a.status == 201,
             (Setup::Vap, true) => denied_by_vap(&a),
             (Setup::Webhook, true) => denied_by_webhook(&a),
-            (Setup::None, true) => unreachable!(),
+            (Setup::None | Setup::Floor, true) => unreachable!(),
         };
         let got = if a.status == 201 {
             "allowed".to_string()
@@ -1109,6 +1159,67 @@ fn sanity(rt: &tokio::runtime::Runtime, ctx: &Ctx<'_>, setup: Setup) -> Result<V
 
 // === the whole run ===
 
+/// The webhook configurations of `deploy/overlays/local`, pointed at gpu-admission and (set-up 4)
+/// at the floor server.
+struct Configs {
+    gpu_admission: Value,
+    floor: Option<Value>,
+}
+
+/// The floor server (`examples/floor.rs`), killed on drop and by the harness' reaper.
+struct Floor {
+    child: std::process::Child,
+    port: u16,
+    ca_pem: String,
+}
+
+impl Floor {
+    fn start(cp: &'static harness::ControlPlane, bin: &Path) -> Result<Floor, String> {
+        use std::os::unix::process::CommandExt as _;
+        let dir = cp.dir().join("floor");
+        let certs = webhook::CertSet::new_ca(&dir);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let log = std::fs::File::create(dir.join("floor.log")).map_err(|e| e.to_string())?;
+        let child = Command::new(bin)
+            .arg(format!("--listen=127.0.0.1:{port}"))
+            .arg(format!("--tls-cert={}", dir.join("tls.crt").display()))
+            .arg(format!("--tls-key={}", dir.join("tls.key").display()))
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("{}: {e}", bin.display()))?;
+        let mut floor = Floor {
+            child,
+            port,
+            ca_pem: certs.ca_pem(),
+        };
+        cp.register_process_group(floor.child.id())?;
+        let deadline = std::time::Instant::now() + SWITCH_WAIT;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = floor.child.try_wait() {
+                return Err(format!("{} exited: {status}", bin.display()));
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(format!("{} does not listen on {port}", bin.display()));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(floor)
+    }
+}
+
+impl Drop for Floor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn first_line(cmd: &Path, arg: &str) -> String {
     Command::new(cmd)
         .arg(arg)
@@ -1168,10 +1279,26 @@ fn run(args: &Args) -> Result<bool, String> {
     webhook::ensure_namespaces(&[NS]);
     log(&format!("starting {} serve", webhook::BIN));
     let w = Webhook::start(WebhookOptions::default());
-    let configs = webhook::render_local_overlay(w.port, &w.certs.ca_pem());
+    let floor = match &args.floor_bin {
+        Some(bin) => {
+            log(&format!("starting {}", bin.display()));
+            Some(Floor::start(cp, bin)?)
+        }
+        None => None,
+    };
+    let configs = Configs {
+        gpu_admission: webhook::render_local_overlay(w.port, &w.certs.ca_pem()),
+        floor: floor
+            .as_ref()
+            .map(|f| webhook::render_local_overlay(f.port, &f.ca_pem)),
+    };
+    let setups: Vec<Setup> = ALL_SETUPS
+        .into_iter()
+        .filter(|&s| s != Setup::Floor || floor.is_some())
+        .collect();
     // The PriorityClasses of deploy/webhooks, for every set-up (the Priority plugin resolves
     // the pod's class in all three), and one class that the rules do not allow.
-    let mut classes: Vec<Value> = configs["items"]
+    let mut classes: Vec<Value> = configs.gpu_admission["items"]
         .as_array()
         .expect("items")
         .iter()
@@ -1202,16 +1329,21 @@ fn run(args: &Args) -> Result<bool, String> {
     let mut sanity_rows = Vec::new();
     let mut runs: Vec<Run> = Vec::new();
     let mut problems = Vec::new();
+    // Each set-up was checked (sanity) once, the first time it was installed.
+    let mut checked = Vec::new();
     for round in 1..=args.rounds {
-        for k in 0..SETUPS.len() {
-            let setup = SETUPS[(k + round - 1) % SETUPS.len()];
-            install(&rt, &ctx, setup, &configs)?;
-            if round == 1 {
-                sanity_rows.extend(sanity(&rt, &ctx, setup)?);
-            }
-            for &load in &args.loads {
+        // For each load, the three set-ups back to back (the order rotated each round), so that
+        // a run and its baseline are seconds apart.
+        for (l, &load) in args.loads.iter().enumerate() {
+            for k in 0..setups.len() {
+                let setup = setups[(k + round + l - 1) % setups.len()];
+                install(&rt, &ctx, setup, &configs)?;
+                if !checked.contains(&setup) {
+                    sanity_rows.extend(sanity(&rt, &ctx, setup)?);
+                    checked.push(setup);
+                }
                 let profile = match &args.pprof {
-                    Some(dir) if round == 1 && load == args.loads[0] => {
+                    Some(dir) if round == 1 && l == 0 => {
                         let file = setup.name().replace(". ", "-");
                         Some(dir.join(format!("{file}.pb.gz")))
                     }
@@ -1234,8 +1366,8 @@ fn run(args: &Args) -> Result<bool, String> {
                     problems.push(format!("{}, {load}, round {round}: {e}", setup.name()));
                 }
                 runs.push(r);
+                uninstall(&rt, &ctx, setup)?;
             }
-            uninstall(&rt, &ctx, setup)?;
         }
     }
     let bins = cp.binaries();
@@ -1244,11 +1376,12 @@ fn run(args: &Args) -> Result<bool, String> {
         first_line(&bins.etcd, "--version"),
         first_line(Path::new(webhook::BIN), "--version"),
     ];
-    let report = report(args, &runs, &sanity_rows, &problems, hz, &versions, &load_start);
+    let report = report(args, &setups, &runs, &sanity_rows, &problems, hz, &versions, &load_start);
     println!("{report}");
     if let Some(path) = &args.report {
         std::fs::write(path, &report).map_err(|e| format!("{}: {e}", path.display()))?;
     }
+    drop(floor);
     drop(w);
     Ok(problems.is_empty())
 }
@@ -1271,8 +1404,10 @@ fn opt(v: Option<f64>) -> String {
     v.map_or_else(|| "-".into(), |x| format!("{x:.3}"))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn report(
     args: &Args,
+    setups: &[Setup],
     runs: &[Run],
     sanity_rows: &[String],
     problems: &[String],
@@ -1292,10 +1427,10 @@ fn report(
     let loads: Vec<String> = args.loads.iter().map(Load::to_string).collect();
     let _ = writeln!(
         s,
-        "Load: {} rounds (set-up order rotated each round) x {} set-ups x loads [{}]; per run {} warm-up + {} measured \
+        "Load: {} rounds (per load, the set-ups back to back, their order rotated) x {} set-ups x loads [{}]; per run {} warm-up + {} measured \
          ({} at a fixed rate) dry-run creates of a GPU pod in `{NS}`, one {} connection per client.\n",
         args.rounds,
-        SETUPS.len(),
+        setups.len(),
         loads.join("; "),
         args.warmup,
         args.requests,
@@ -1325,7 +1460,7 @@ fn report(
             "| set-up | p50 ms | p99 ms | req/s | p50 overhead | p99 overhead | API server CPU ms/req | webhook CPU ms/req |"
         );
         let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
-        for setup in SETUPS {
+        for &setup in setups {
             let rs = of(load, setup);
             let m = |f: &dyn Fn(&Run) -> f64| median(rs.iter().map(|r| f(r)).collect());
             let overhead = |q: f64| {
@@ -1349,10 +1484,10 @@ fn report(
                 overhead(0.5),
                 overhead(0.99),
                 m(&|r| r.cpu_per_req(r.cpu.apiserver, hz)),
-                if setup == Setup::Webhook {
-                    format!("{:.3}", m(&|r| r.cpu_per_req(r.cpu.webhook, hz)))
-                } else {
-                    "-".into()
+                match setup {
+                    Setup::Webhook => format!("{:.3}", m(&|r| r.cpu_per_req(r.cpu.webhook, hz))),
+                    Setup::Floor => format!("{:.3}", m(&|r| r.cpu_per_req(r.cpu.floor, hz))),
+                    _ => "-".into(),
                 }
             );
         }
@@ -1362,6 +1497,14 @@ fn report(
             "\np99 overhead of gpu-admission minus that of the CEL policy: {diff:+.2} ms (target <= 1 ms: {}).\n",
             if diff <= 1.0 { "met" } else { "NOT met" }
         );
+        if setups.contains(&Setup::Floor) {
+            let _ = writeln!(
+                s,
+                "gpu-admission's overhead minus that of the floor webhook: p50 {:+.2} ms, p99 {:+.2} ms.\n",
+                paired(Setup::Webhook, &|r| r.p(0.5), false) - paired(Setup::Floor, &|r| r.p(0.5), false),
+                paired(Setup::Webhook, &|r| r.p(0.99), false) - paired(Setup::Floor, &|r| r.p(0.99), false),
+            );
+        }
     }
 
     let _ = writeln!(
@@ -1374,7 +1517,7 @@ fn report(
     );
     let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &load in &args.loads {
-        for setup in SETUPS {
+        for &setup in setups {
             let rs = of(load, setup);
             let m = |f: &dyn Fn(&Run) -> Option<f64>| -> Option<f64> {
                 let v: Vec<f64> = rs.iter().filter_map(|r| f(r)).collect();
@@ -1392,7 +1535,7 @@ fn report(
                 opt(m(&|r| mean_ms(r.after.webhooks[1], r.before.webhooks[1]))),
                 opt(m(&|r| mean_ms(r.after.served[0], r.before.served[0]))),
                 opt(m(&|r| mean_ms(r.after.served[1], r.before.served[1]))),
-                if setup == Setup::Webhook {
+                if matches!(setup, Setup::Webhook | Setup::Floor) {
                     format!(
                         "{:.0} / {:.0}",
                         m(&|r| Some(r.max_webhook_conns as f64)).unwrap_or(0.0),

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # End-to-end benchmark through a real kube-apiserver (bench/e2e.md; issue 6, part 3):
 # server dry-run creates of a GPU pod from many concurrent clients with (1) no policy,
-# (2) the rules as a CEL ValidatingAdmissionPolicy, (3) gpu-admission's webhooks.
+# (2) the rules as a CEL ValidatingAdmissionPolicy, (3) gpu-admission's webhooks, and
+# (4, diagnostic; E2E_BENCH_FLOOR=0 leaves it out) the floor server of examples/floor.rs behind
+# the same webhook configurations.
 #
-#   scripts/bench-e2e.sh                      # defaults: clients 16,64; 5 rounds; 3000 requests
-#   scripts/bench-e2e.sh --rounds 3 --requests 1000 --clients 16
+#   scripts/bench-e2e.sh                      # defaults: --loads 16,64,16@100 --rounds 5
+#   scripts/bench-e2e.sh --rounds 3 --requests 1000 --loads 16
 #   scripts/bench-e2e.sh --http1              # HTTP/1.1 clients instead of HTTP/2
+#   scripts/bench-e2e.sh --rounds 1 --loads 16 --pprof DIR   # + kube-apiserver CPU profiles
 #
 # Arguments go to examples/e2e_bench.rs (`--help`). It builds the release binary and the example,
 # locates etcd, kube-apiserver and kubectl (KUBE_APISERVER_BIN / ETCD_BIN / KUBECTL_BIN, else
@@ -32,12 +35,15 @@ if [[ -z "${KUBE_APISERVER_BIN:-}" || -z "${ETCD_BIN:-}" || -z "${KUBECTL_BIN:-}
 fi
 log "kube-apiserver: $KUBE_APISERVER_BIN"
 
-log "building (release): gpu-admission and examples/e2e_bench.rs"
-cargo build --release --quiet --bin gpu-admission --example e2e_bench
+log "building (release): gpu-admission, examples/e2e_bench.rs and examples/floor.rs"
+cargo build --release --quiet --bin gpu-admission --example e2e_bench --example floor
+# Set-up 4 (diagnostic): the floor server behind the same webhook configurations.
+floor=(--floor-bin target/release/examples/floor)
+[[ "${E2E_BENCH_FLOOR:-1}" == 0 ]] && floor=()
 
 out_dir=target/bench-e2e
 mkdir -p "$out_dir"
 report="$out_dir/report-$(date -u +%Y%m%dT%H%M%SZ).md"
 log "rustc: $(rustc --version)"
-target/release/examples/e2e_bench --report "$report" "$@"
+target/release/examples/e2e_bench --report "$report" "${floor[@]}" "$@"
 log "report written to $report"
