@@ -44,12 +44,11 @@ section "check: the real binary over a 10,000-object file"
 target/release/examples/benchkit check-bin --runs "$([[ $quick == 1 ]] && echo 3 || echo 5)" | tee target/bench/check-bin.txt
 
 section "load: HTTPS keep-alive, gpu-admission vs the floor server"
-if [[ $quick == 1 ]]; then
-  set -- --duration 3 --rounds 1
-else
-  set -- --duration 8 --rounds 2
-fi
-target/release/examples/benchkit load "$@" --json target/bench/load.json "${load_args[@]}" | tee target/bench/load.txt
+defaults=()
+given=" ${load_args[*]} "
+if [[ $given != *" --duration "* ]]; then defaults+=(--duration "$([[ $quick == 1 ]] && echo 3 || echo 8)"); fi
+if [[ $given != *" --rounds "* ]]; then defaults+=(--rounds "$([[ $quick == 1 ]] && echo 1 || echo 2)"); fi
+target/release/examples/benchkit load "${defaults[@]}" --json target/bench/load.json "${load_args[@]}" | tee target/bench/load.txt
 
 if [[ $divan == 1 ]]; then
   section "divan: detailed distributions"
