@@ -1344,7 +1344,7 @@ fn run(args: &Args) -> Result<bool, String> {
                 }
                 let profile = match &args.pprof {
                     Some(dir) if round == 1 && l == 0 => {
-                        let file = setup.name().replace(". ", "-");
+                        let file = setup.name().replace(". ", "-").replace(' ', "-");
                         Some(dir.join(format!("{file}.pb.gz")))
                     }
                     _ => None,
@@ -1588,7 +1588,8 @@ fn report(
         let _ = writeln!(
             s,
             "\nEvery run: no errors; gpu-admission reviewed every request of set-up 3 and none of the others; \
-             after each run the set-up still denied (2, 3) or admitted (1) a pod mounting `/`."
+             the API server called both pod webhooks once per request in set-ups 3 and 4 and never in 1 and 2; \
+             after each run the set-up still denied (2, 3) or admitted (1, 4) a pod mounting `/`."
         );
     } else {
         let _ = writeln!(s, "\n### PROBLEMS\n");
