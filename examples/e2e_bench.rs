@@ -572,7 +572,11 @@ fn cpu_now(p: Pids) -> Cpu {
         apiserver: cpu_ticks(&p.apiserver.to_string()),
         etcd: cpu_ticks(&p.etcd.to_string()),
         webhook: cpu_ticks(&p.webhook.to_string()),
-        floor: if p.floor == 0 { 0 } else { cpu_ticks(&p.floor.to_string()) },
+        floor: if p.floor == 0 {
+            0
+        } else {
+            cpu_ticks(&p.floor.to_string())
+        },
         client: cpu_ticks("self"),
     }
 }
@@ -921,7 +925,11 @@ fn check_run(r: &Run) -> Vec<String> {
     }
     // The API server's count of its calls of the two pod webhooks (whoever answers them).
     let (mutate, validate) = (r.webhook_calls(0), r.webhook_calls(1));
-    let want = if matches!(r.setup, Setup::Webhook | Setup::Floor) { n } else { 0.0 };
+    let want = if matches!(r.setup, Setup::Webhook | Setup::Floor) {
+        n
+    } else {
+        0.0
+    };
     if mutate != want || validate != want {
         problems.push(format!(
             "{what}: the API server called the pod webhooks {mutate} (mutate) and {validate} (validate) times for {n} requests"
@@ -1288,9 +1296,7 @@ fn run(args: &Args) -> Result<bool, String> {
     };
     let configs = Configs {
         gpu_admission: webhook::render_local_overlay(w.port, &w.certs.ca_pem()),
-        floor: floor
-            .as_ref()
-            .map(|f| webhook::render_local_overlay(f.port, &f.ca_pem)),
+        floor: floor.as_ref().map(|f| webhook::render_local_overlay(f.port, &f.ca_pem)),
     };
     let setups: Vec<Setup> = ALL_SETUPS
         .into_iter()
@@ -1376,7 +1382,16 @@ fn run(args: &Args) -> Result<bool, String> {
         first_line(&bins.etcd, "--version"),
         first_line(Path::new(webhook::BIN), "--version"),
     ];
-    let report = report(args, &setups, &runs, &sanity_rows, &problems, hz, &versions, &load_start);
+    let report = report(
+        args,
+        &setups,
+        &runs,
+        &sanity_rows,
+        &problems,
+        hz,
+        &versions,
+        &load_start,
+    );
     println!("{report}");
     if let Some(path) = &args.report {
         std::fs::write(path, &report).map_err(|e| format!("{}: {e}", path.display()))?;
