@@ -10,7 +10,7 @@
 #   scripts/bench-e2e.sh --http1              # HTTP/1.1 clients instead of HTTP/2
 #   scripts/bench-e2e.sh --rounds 1 --loads 16 --pprof DIR   # + kube-apiserver CPU profiles
 #
-# Arguments go to examples/e2e_bench.rs (`--help`). It builds the release binary and the example,
+# Arguments go to examples/e2e_bench/ (`--help`). It builds the release binary and the example,
 # locates etcd, kube-apiserver and kubectl (KUBE_APISERVER_BIN / ETCD_BIN / KUBECTL_BIN, else
 # scripts/control-plane.sh, which builds them once into ~/.cache/gpu-admission), starts a private
 # control plane on 127.0.0.1 and prints the report (Markdown), also written to
@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.."
 log() { printf '[bench-e2e] %s\n' "$*" >&2; }
 
 if [[ -n "${CARGO_TARGET_DIR:-}" && "$(realpath -m "$CARGO_TARGET_DIR")" != "$(realpath -m target)" ]]; then
-  # examples/e2e_bench.rs runs ./target/release/gpu-admission (tests/e2e/webhook.rs: BIN).
+  # examples/e2e_bench/ runs ./target/release/gpu-admission (tests/e2e/webhook.rs: BIN).
   log "CARGO_TARGET_DIR is set; building into ./target instead"
   unset CARGO_TARGET_DIR
 fi
@@ -35,7 +35,7 @@ if [[ -z "${KUBE_APISERVER_BIN:-}" || -z "${ETCD_BIN:-}" || -z "${KUBECTL_BIN:-}
 fi
 log "kube-apiserver: $KUBE_APISERVER_BIN"
 
-log "building (release): gpu-admission, examples/e2e_bench.rs and examples/floor.rs"
+log "building (release): gpu-admission, examples/e2e_bench/ and examples/floor.rs"
 cargo build --release --quiet --bin gpu-admission --example e2e_bench --example floor
 # Set-up 4 (diagnostic): the floor server behind the same webhook configurations.
 floor=(--floor-bin target/release/examples/floor)
