@@ -35,7 +35,7 @@ use serde_json::{Value, json};
 use crate::harness::{self, ControlPlane, Output};
 
 /// The binary under test (built by cargo for this test run). Examples get no `CARGO_BIN_EXE_*`
-/// from cargo: `examples/e2e_bench.rs` runs the release build `scripts/bench-e2e.sh` makes.
+/// from cargo: `examples/e2e_bench/` runs the release build `scripts/bench-e2e.sh` makes.
 pub const BIN: &str = match option_env!("CARGO_BIN_EXE_gpu-admission") {
     Some(bin) => bin,
     None => concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/gpu-admission"),
