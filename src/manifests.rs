@@ -118,6 +118,27 @@ pub fn parse_documents(text: &str) -> Result<Vec<Option<Value>>, (usize, String)
 
 /// The objects of a file: each document, with `kind: List` expanded into its items.
 pub fn manifests(source: &SourceFile) -> Result<Vec<Manifest>, InputError> {
+    Ok(objects(source)?
+        .into_iter()
+        .map(|o| Manifest {
+            file: source.file.clone(),
+            document: o.document,
+            item: o.item,
+            object: o.object.clone(),
+        })
+        .collect())
+}
+
+/// An object of a file, borrowed from its document (see [`objects`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ObjectRef<'a> {
+    pub document: usize,
+    pub item: Option<usize>,
+    pub object: &'a Value,
+}
+
+/// The objects of a file without copying them: each document, `kind: List` expanded.
+pub fn objects(source: &SourceFile) -> Result<Vec<ObjectRef<'_>>, InputError> {
     let mut out = Vec::new();
     for (document, value) in source.documents.iter().enumerate() {
         let Some(value) = value else { continue };
@@ -134,19 +155,17 @@ pub fn manifests(source: &SourceFile) -> Result<Vec<Manifest>, InputError> {
                 .ok_or_else(|| err("a List needs `items`".into()))?;
             for (i, item) in items.iter().enumerate() {
                 check_object(item).map_err(|m| err(format!("items[{i}]: {m}")))?;
-                out.push(Manifest {
-                    file: source.file.clone(),
+                out.push(ObjectRef {
                     document,
                     item: Some(i),
-                    object: item.clone(),
+                    object: item,
                 });
             }
         } else {
-            out.push(Manifest {
-                file: source.file.clone(),
+            out.push(ObjectRef {
                 document,
                 item: None,
-                object: value.clone(),
+                object: value,
             });
         }
     }
