@@ -299,12 +299,12 @@ pub fn respond(
             response.result.status = Some(StatusSummary::Failure);
         }
         Outcome::Mutated => {
-            let patch_len = serde_json::to_vec(&decision.patch).map(|v| v.len()).unwrap_or(0);
             match response.clone().with_patch(decision.patch) {
                 Ok(patched) => {
                     response = patched;
                     summary.decision = ReviewDecision::Mutated;
-                    summary.patch_bytes = patch_len;
+                    // The patch as serialized by `with_patch`.
+                    summary.patch_bytes = response.patch.as_ref().map_or(0, Vec::len);
                 }
                 Err(e) => {
                     // Cannot happen for a json_patch::Patch; never allow silently.
@@ -362,14 +362,28 @@ pub fn clamp_warning(w: &str) -> String {
 /// the JSON patch (kube-core serializes `Vec<u8>` as an array of numbers).
 pub fn encode(review: &AdmissionReview<DynamicObject>) -> Vec<u8> {
     use base64::Engine as _;
-    let mut value = match serde_json::to_value(review) {
+    let patch = review.response.as_ref().and_then(|r| r.patch.as_ref());
+    let value = match patch {
+        None => serde_json::to_value(review),
+        // The patch stays out of the tree (kube-core would make it one JSON number per byte); its
+        // base64 goes in its place below. Same bytes out (the map keeps its keys sorted).
+        Some(_) => {
+            let mut bare = review.clone();
+            if let Some(r) = bare.response.as_mut() {
+                r.patch = None;
+            }
+            serde_json::to_value(&bare)
+        }
+    };
+    let mut value = match value {
         Ok(v) => v,
         Err(e) => return internal_error_review(review, &e.to_string()),
     };
-    if let Some(patch) = review.response.as_ref().and_then(|r| r.patch.as_ref())
-        && let Some(slot) = value.pointer_mut("/response/patch")
+    if let Some(patch) = patch
+        && let Some(response) = value.get_mut("response").and_then(serde_json::Value::as_object_mut)
     {
-        *slot = serde_json::Value::String(base64::engine::general_purpose::STANDARD.encode(patch));
+        let patch = base64::engine::general_purpose::STANDARD.encode(patch);
+        response.insert("patch".into(), serde_json::Value::String(patch));
     }
     serde_json::to_vec(&value).unwrap_or_else(|e| internal_error_review(review, &e.to_string()))
 }

@@ -56,3 +56,75 @@ fn delete_is_allowed_untouched() {
     assert_eq!(summary.decision, ReviewDecision::Skipped);
     assert_eq!(summary.skip_reason, Some(SkipReason::Operation));
 }
+
+/// `encode` as first written: the whole review through `serde_json::to_value` (the patch as an
+/// array of numbers), then the patch replaced by its base64.
+fn encode_reference(review: &AdmissionReview<DynamicObject>) -> Vec<u8> {
+    use base64::Engine as _;
+    let mut value = serde_json::to_value(review).unwrap();
+    if let Some(patch) = review.response.as_ref().and_then(|r| r.patch.as_ref())
+        && let Some(slot) = value.pointer_mut("/response/patch")
+    {
+        *slot = serde_json::Value::String(base64::engine::general_purpose::STANDARD.encode(patch));
+    }
+    serde_json::to_vec(&value).unwrap()
+}
+
+#[test]
+fn encode_is_byte_identical_to_the_reference() {
+    let gpu = r#"{"name":"c","image":"i","resources":{"limits":{"nvidia.com/gpu":"1"}}}"#;
+    let pod = |ns: &str, spec: &str| {
+        format!(
+            r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{{"uid":"u-{ns}",
+            "kind":{{"group":"","version":"v1","kind":"Pod"}},"resource":{{"group":"","version":"v1","resource":"pods"}},
+            "namespace":"{ns}","operation":"CREATE","object":{{"apiVersion":"v1","kind":"Pod",
+            "metadata":{{"name":"p","namespace":"{ns}"}},"spec":{spec}}}}}}}"#
+        )
+    };
+    let deployment = format!(
+        r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{{"uid":"u-d",
+        "kind":{{"group":"apps","version":"v1","kind":"Deployment"}},"namespace":"ai","operation":"CREATE",
+        "object":{{"apiVersion":"apps/v1","kind":"Deployment","metadata":{{"name":"d"}},
+        "spec":{{"template":{{"spec":{{"containers":[{gpu}]}}}}}}}}}}}}"#
+    );
+    let bodies = [
+        pod("ai", &format!(r#"{{"containers":[{gpu}]}}"#)),
+        pod(
+            "default",
+            &format!(r#"{{"containers":[{gpu}],"tolerations":[{{"key":"x","operator":"Exists"}}]}}"#),
+        ),
+        pod("ai", r#"{"containers":[{"name":"c","image":"i"}]}"#),
+        pod(
+            "ai",
+            r#"{"containers":[{"name":"c","image":"i"}],"volumes":[{"name":"v","hostPath":{"path":"/"}}]}"#,
+        ),
+        pod("kube-system", r#"{"containers":[]}"#),
+        deployment,
+    ];
+    let mut patched = 0;
+    for body in &bodies {
+        for endpoint in [Endpoint::Mutate, Endpoint::Validate] {
+            let (review, summary) = review(&policy(), endpoint, body.as_bytes()).expect(body);
+            assert_eq!(
+                String::from_utf8(encode(&review)).unwrap(),
+                String::from_utf8(encode_reference(&review)).unwrap(),
+                "{endpoint} {body}"
+            );
+            if let Some(patch) = review.response.as_ref().and_then(|r| r.patch.as_ref()) {
+                patched += 1;
+                let decision = crate::engine::evaluate(
+                    &policy(),
+                    &parse(body.as_bytes()).unwrap().object.unwrap(),
+                    &crate::engine::Context {
+                        namespace: "ai",
+                        operation: crate::engine::Operation::Create,
+                        stage: crate::engine::Stage::Mutate,
+                    },
+                );
+                assert_eq!(summary.patch_bytes, serde_json::to_vec(&decision.patch).unwrap().len());
+                assert_eq!(summary.patch_bytes, patch.len());
+            }
+        }
+    }
+    assert!(patched >= 2, "the table must exercise patches");
+}
