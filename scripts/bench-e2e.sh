@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End-to-end benchmark through a real kube-apiserver (bench/e2e.md; issue 6, part 3):
+# End-to-end benchmark through a real kube-apiserver (BENCHMARKS.md, "End to end through kube-apiserver"; issue 6, part 3):
 # server dry-run creates of a GPU pod from many concurrent clients with (1) no policy,
 # (2) the rules as a CEL ValidatingAdmissionPolicy, (3) gpu-admission's webhooks, and
 # (4, diagnostic; E2E_BENCH_FLOOR=0 leaves it out) the floor server of examples/floor.rs behind

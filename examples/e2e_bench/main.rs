@@ -1,5 +1,5 @@
 //! End-to-end benchmark through a real kube-apiserver (issue 6, part 3; `scripts/bench-e2e.sh`
-//! runs it, `bench/e2e.md` has the figures).
+//! runs it, BENCHMARKS.md has the figures).
 //!
 //! Server dry-run creates of a GPU pod (`POST /api/v1/namespaces/ai/pods?dryRun=All`) from N
 //! concurrent clients, in three set-ups on one control plane (the e2e harness' etcd +
@@ -86,7 +86,7 @@ const MAX_RUN: Duration = Duration::from_secs(600);
 const SWITCH_WAIT: Duration = Duration::from_secs(60);
 
 #[derive(Parser)]
-#[command(about = "gpu-admission end-to-end benchmark through kube-apiserver (bench/e2e.md)")]
+#[command(about = "gpu-admission end-to-end benchmark through kube-apiserver (see BENCHMARKS.md)")]
 struct Args {
     /// Loads, one run each: `N` is N concurrent clients (one connection each), each sending its
     /// next request as soon as its answer arrives (closed loop, full speed); `N@R` is N clients
