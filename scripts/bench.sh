@@ -6,6 +6,7 @@
 #   scripts/bench.sh            # summary micro table, check binary, load (about 4 minutes)
 #   scripts/bench.sh --quick    # shorter load runs, one round (about 1 minute)
 #   scripts/bench.sh --divan    # also divan's detailed distributions (cargo bench --bench review/check)
+#   scripts/bench.sh --callgrind  # also instructions per review vs the floor (valgrind; noise-free)
 #
 # Extra arguments after `--` go to `benchkit load` (e.g. `-- --quiet-variant --rounds 3`).
 # The end-to-end benchmark through kube-apiserver is separate: scripts/bench-e2e.sh.
@@ -15,11 +16,13 @@ cd "$(dirname "$0")/.."
 
 quick=0
 divan=0
+callgrind=0
 load_args=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --quick) quick=1 ;;
     --divan) divan=1 ;;
+    --callgrind) callgrind=1 ;;
     --) shift; load_args=("$@"); break ;;
     *) echo "usage: scripts/bench.sh [--quick] [--divan] [-- benchkit load args]" >&2; exit 2 ;;
   esac
@@ -34,7 +37,7 @@ echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine 
 echo "rustc: $(rustc --version); commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 
 section "build (release)"
-cargo build --release --bin gpu-admission --example floor --example benchkit 2>&1 | grep -v '^\s*Compiling' || true
+cargo build --release --bin gpu-admission --example floor --example benchkit --example review_loop 2>&1 | grep -v '^\s*Compiling' || true
 mkdir -p target/bench
 
 section "micro: one review, and check over 10,000 objects (cargo bench --bench summary)"
@@ -50,9 +53,27 @@ if [[ $given != *" --duration "* ]]; then defaults+=(--duration "$([[ $quick == 
 if [[ $given != *" --rounds "* ]]; then defaults+=(--rounds "$([[ $quick == 1 ]] && echo 1 || echo 2)"); fi
 target/release/examples/benchkit load "${defaults[@]}" --json target/bench/load.json "${load_args[@]}" | tee target/bench/load.txt
 
+if [[ $callgrind == 1 ]]; then
+  section "callgrind: instructions per review (examples/review_loop; independent of machine load)"
+  instr() { # fixture endpoint -> instructions per iteration (difference of two run lengths)
+    local n1=1100 n0=100
+    [[ $1 == pod-30 || $1 == big-update ]] && n1=120 n0=20
+    local a b
+    a=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/examples/review_loop "$1" "$2" $n1 2>&1 | awk '/Collected/ {print $NF}')
+    b=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/examples/review_loop "$1" "$2" $n0 2>&1 | awk '/Collected/ {print $NF}')
+    echo $(( (a - b) / (n1 - n0) ))
+  }
+  printf '%-28s %14s %14s %8s\n' review "instructions" "floor" "/floor"
+  for c in plain-pod@validate gpu-pod@mutate gpu-pod@validate gpu-pod-unpatched@mutate gpu-deployment@validate pod-30@validate big-update@validate; do
+    f=${c%@*}; e=${c#*@}
+    r=$(instr "$f" "$e"); fl=$(instr "$f" floor)
+    printf '%-28s %14d %14d %8s\n' "$c" "$r" "$fl" "$(awk -v a="$r" -v b="$fl" 'BEGIN {printf "%.2f", a/b}')"
+  done | tee target/bench/callgrind.txt
+fi
+
 if [[ $divan == 1 ]]; then
   section "divan: detailed distributions"
   cargo bench --bench review --bench check
 fi
 echo
-echo "results: target/bench/{summary.txt,check-bin.txt,load.txt,load.json}"
+echo "results: target/bench/{summary.txt,check-bin.txt,load.txt,load.json,callgrind.txt}"
