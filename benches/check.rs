@@ -6,12 +6,12 @@
 //!
 //! - `engine_only`: `cli::check::check_manifest` over manifests already in memory.
 //! - `yaml_to_reports`: the file's text through YAML parsing (`manifests::parse_documents`),
-//!   `manifests::manifests` and `check_manifest`: what `check` does before printing.
+//!   `manifests::objects` and `check_object`: what `check` does before printing.
 //! - `yaml_parse`: the YAML parsing alone, for the split.
 
 use divan::counter::ItemsCount;
 use divan::{AllocProfiler, Bencher, black_box};
-use gpu_admission::cli::check::check_manifest;
+use gpu_admission::cli::check::{check_manifest, check_object};
 use gpu_admission::manifests::{self, SourceFile};
 use gpu_admission::policy::Policy;
 
@@ -55,10 +55,11 @@ fn yaml_to_reports(bencher: Bencher) {
     let policy = Policy::embedded_default().expect("the embedded policy loads");
     let text = support::manifests_yaml(OBJECTS);
     bencher.counter(ItemsCount::new(OBJECTS)).bench(|| {
-        let objects = manifests::manifests(&source(black_box(&text))).expect("objects");
+        let source = source(black_box(&text));
+        let objects = manifests::objects(&source).expect("objects");
         objects
-            .iter()
-            .filter_map(|m| check_manifest(&policy, m, "default"))
+            .into_iter()
+            .filter_map(|at| check_object(&policy, &source.file, at, "default"))
             .map(|(report, _)| report)
             .collect::<Vec<_>>()
     });

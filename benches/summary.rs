@@ -14,7 +14,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use gpu_admission::admission::{self, Endpoint};
-use gpu_admission::cli::check::check_manifest;
+use gpu_admission::cli::check::{check_manifest, check_object};
 use gpu_admission::manifests::{self, SourceFile};
 use gpu_admission::policy::Policy;
 
@@ -201,13 +201,15 @@ fn main() {
                 .count()
         },
     );
+    // What `check FILE` does before printing: parse, then evaluate each object where it lies.
     let with_yaml = measure(
         || (),
         |()| {
-            let objects = manifests::manifests(&source(&text)).expect("objects");
+            let source = source(&text);
+            let objects = manifests::objects(&source).expect("objects");
             objects
-                .iter()
-                .filter_map(|m| check_manifest(&policy, m, "default"))
+                .into_iter()
+                .filter_map(|at| check_object(&policy, &source.file, at, "default"))
                 .map(|(report, _)| report)
                 .collect::<Vec<_>>()
         },
