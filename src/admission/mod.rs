@@ -27,20 +27,8 @@ mod wire;
 pub use cmd::{ReviewArgs, run_review_cmd};
 pub use wire::{ParsedRequest, parse};
 
-/// The longest warning kubectl shows without truncation.
-pub const MAX_WARNING_CHARS: usize = 120;
-
-/// The kinds the engine covers; any other kind is labelled `other` in metrics.
-pub const COVERED_KINDS: [&str; 8] = [
-    "Pod",
-    "Deployment",
-    "ReplicaSet",
-    "StatefulSet",
-    "DaemonSet",
-    "Job",
-    "CronJob",
-    "ReplicationController",
-];
+/// The longest warning kubectl shows without truncation (the engine's limit).
+pub use crate::engine::rules::MAX_WARNING_CHARS;
 
 // === Endpoint ===
 
@@ -187,7 +175,7 @@ pub struct ReviewSummary {
 impl ReviewSummary {
     /// `kind` for a metrics label: a covered kind, or `other` (bounded cardinality).
     pub fn kind_label(&self) -> &str {
-        if COVERED_KINDS.contains(&self.kind.as_str()) {
+        if crate::workload::KINDS.iter().any(|k| k.kind == self.kind) {
             &self.kind
         } else {
             "other"
@@ -348,12 +336,7 @@ pub fn clamp_warning(w: &str) -> String {
             w = rest.trim_start();
         }
     }
-    if w.chars().count() <= MAX_WARNING_CHARS {
-        return w.to_string();
-    }
-    let mut out: String = w.chars().take(MAX_WARNING_CHARS - 1).collect();
-    out.push('…');
-    out
+    engine::rules::short(w)
 }
 
 // === encode ===
