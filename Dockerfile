@@ -1,11 +1,15 @@
 # syntax=docker/dockerfile:1
-# gpu-admission: one static binary on distroless/static, running as nonroot (65532).
+# gpu-admission: one static binary FROM scratch, running as nonroot (65532). Nothing else in the
+# image: no shell, no libc, no package manager, no CA bundle (in-cluster config reads the
+# ServiceAccount's ca.crt; the webhook makes no other outbound call).
 #
-#   docker build -t gpu-admission:dev .
+#   docker build -t ghcr.io/gpu-admission/gpu-admission:0.1.0 .
 #
-# The binary is linked statically against glibc (crt-static) for the build's own architecture:
-# the runtime image has no libc, no shell and no package manager. README "Deploying" says how
-# this file was checked (CI cannot build images).
+# Without docker, scripts/image.sh builds the same final stage from this file: it runs the build
+# stage's `cargo build` (read from the RUN line below) natively and interprets the final stage's
+# COPY/USER/EXPOSE/ENTRYPOINT/CMD lines into a docker-archive tarball. The real-cluster suite runs
+# that image (README "The image"). Keep the final stage to the instructions image.sh knows (it
+# fails on any other).
 
 ARG RUST_VERSION=1.95
 
@@ -17,7 +21,8 @@ COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY policies ./policies
 COPY benches ./benches
-# RUSTFLAGS apply to the --target artefacts only, so build scripts and proc-macros stay dynamic.
+# A static glibc binary (static-pie). RUSTFLAGS apply to the --target artefacts only, so build
+# scripts and proc-macros stay dynamic.
 ENV RUSTFLAGS="-C target-feature=+crt-static"
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
@@ -25,7 +30,14 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && cargo build --release --locked --target "$target" --bin gpu-admission \
     && cp "target/$target/release/gpu-admission" /gpu-admission
 
-FROM gcr.io/distroless/static-debian12:nonroot
+FROM scratch
+# The nonroot user, by name for tools that look it up (the Deployment sets the numeric ids).
+COPY --chmod=0644 <<EOF /etc/passwd
+nonroot:x:65532:65532:nonroot:/nonexistent:/sbin/nologin
+EOF
+COPY --chmod=0644 <<EOF /etc/group
+nonroot:x:65532:
+EOF
 COPY --from=build /gpu-admission /usr/local/bin/gpu-admission
 USER 65532:65532
 # 8443: webhook (HTTPS); 8080: admin (/livez, /readyz, /metrics).
