@@ -4,15 +4,16 @@
 //! `cargo bench --bench check` (BENCHMARKS.md). The run of the real binary over a 10,000-object
 //! file is `benchkit check-bin` (scripts/bench.sh).
 //!
-//! - `engine_only`: `cli::check::check_manifest` over manifests already in memory.
+//! - `engine_only`: `offline::evaluate_manifest` over manifests already in memory.
 //! - `yaml_to_reports`: the file's text through YAML parsing (`manifests::parse_documents`),
-//!   `manifests::objects` and `check_object`: what `check` does before printing.
+//!   `manifests::objects` and `evaluate_object`: what `check` does before printing.
 //! - `yaml_parse`: the YAML parsing alone, for the split.
 
 use divan::counter::ItemsCount;
 use divan::{AllocProfiler, Bencher, black_box};
-use gpu_admission::cli::check::{check_manifest, check_object};
-use gpu_admission::manifests::{self, SourceFile};
+use gpu_admission::engine::Effective;
+use gpu_admission::k8s::manifests::{self, SourceFile};
+use gpu_admission::offline::{evaluate_manifest, evaluate_object};
 use gpu_admission::policy::Policy;
 
 #[path = "support/mod.rs"]
@@ -36,13 +37,13 @@ fn source(text: &str) -> SourceFile {
 
 #[divan::bench(sample_count = 10, sample_size = 1)]
 fn engine_only(bencher: Bencher) {
-    let policy = Policy::embedded_default().expect("the embedded policy loads");
+    let policy = Effective::new(Policy::embedded_default().expect("the embedded policy loads"));
     let objects = manifests::manifests(&source(&support::manifests_yaml(OBJECTS))).expect("objects");
     assert_eq!(objects.len(), OBJECTS);
     bencher.counter(ItemsCount::new(OBJECTS)).bench(|| {
         let mut checked = 0usize;
         for m in &objects {
-            if let Some((report, _decision)) = check_manifest(&policy, black_box(m), "default") {
+            if let Some((report, _decision)) = evaluate_manifest(&policy, black_box(m), "default") {
                 checked += black_box(report).violations.len() + 1;
             }
         }
@@ -52,14 +53,14 @@ fn engine_only(bencher: Bencher) {
 
 #[divan::bench(sample_count = 10, sample_size = 1)]
 fn yaml_to_reports(bencher: Bencher) {
-    let policy = Policy::embedded_default().expect("the embedded policy loads");
+    let policy = Effective::new(Policy::embedded_default().expect("the embedded policy loads"));
     let text = support::manifests_yaml(OBJECTS);
     bencher.counter(ItemsCount::new(OBJECTS)).bench(|| {
         let source = source(black_box(&text));
         let objects = manifests::objects(&source).expect("objects");
         objects
             .into_iter()
-            .filter_map(|at| check_object(&policy, &source.file, at, "default"))
+            .filter_map(|at| evaluate_object(&policy, &source.file, at, "default"))
             .map(|(report, _)| report)
             .collect::<Vec<_>>()
     });

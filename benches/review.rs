@@ -14,6 +14,7 @@
 
 use divan::{AllocProfiler, Bencher, black_box};
 use gpu_admission::admission::{self, Endpoint};
+use gpu_admission::engine::Effective;
 use gpu_admission::engine::{self, Context};
 use gpu_admission::policy::Policy;
 use kube::core::admission::Operation;
@@ -60,8 +61,8 @@ const CASES: &[Case] = &[
     case("big-update", Endpoint::Validate),
 ];
 
-fn policy() -> Policy {
-    Policy::embedded_default().expect("the embedded policy loads")
+fn policy() -> Effective {
+    Effective::new(Policy::embedded_default().expect("the embedded policy loads"))
 }
 
 #[divan::bench(args = CASES)]
@@ -106,6 +107,7 @@ fn evaluate(bencher: Bencher, case: Case) {
             Operation::Connect => engine::Operation::Connect,
         },
         stage: case.endpoint.stage(),
+        subresource: None,
     };
     bencher.bench(|| engine::evaluate(&policy, black_box(&object), &ctx));
 }

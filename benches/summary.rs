@@ -14,8 +14,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use gpu_admission::admission::{self, Endpoint};
-use gpu_admission::cli::check::{check_manifest, check_object};
-use gpu_admission::manifests::{self, SourceFile};
+use gpu_admission::engine::Effective;
+use gpu_admission::k8s::manifests::{self, SourceFile};
+use gpu_admission::offline::{evaluate_manifest, evaluate_object};
 use gpu_admission::policy::Policy;
 
 #[path = "support/mod.rs"]
@@ -123,7 +124,7 @@ fn us(d: Duration) -> f64 {
 }
 
 fn main() {
-    let policy = Policy::embedded_default().expect("the embedded policy loads");
+    let policy = Effective::new(Policy::embedded_default().expect("the embedded policy loads"));
     let cases: &[(&str, Endpoint)] = &[
         ("plain-pod", Endpoint::Validate),
         ("gpu-pod", Endpoint::Mutate),
@@ -197,7 +198,7 @@ fn main() {
         |()| {
             objects
                 .iter()
-                .filter_map(|m| check_manifest(&policy, m, "default"))
+                .filter_map(|m| evaluate_manifest(&policy, m, "default"))
                 .count()
         },
     );
@@ -209,7 +210,7 @@ fn main() {
             let objects = manifests::objects(&source).expect("objects");
             objects
                 .into_iter()
-                .filter_map(|at| check_object(&policy, &source.file, at, "default"))
+                .filter_map(|at| evaluate_object(&policy, &source.file, at, "default"))
                 .map(|(report, _)| report)
                 .collect::<Vec<_>>()
         },

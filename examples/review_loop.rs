@@ -18,6 +18,7 @@ use std::hint::black_box;
 use std::process::ExitCode;
 
 use gpu_admission::admission::{self, Endpoint};
+use gpu_admission::engine::Effective;
 use gpu_admission::policy::Policy;
 
 #[path = "../benches/support/mod.rs"]
@@ -46,7 +47,7 @@ fn main() -> ExitCode {
         eprintln!("ITERATIONS: a number");
         return ExitCode::from(2);
     };
-    let policy = Policy::embedded_default().expect("the embedded policy loads");
+    let policy = Effective::new(Policy::embedded_default().expect("the embedded policy loads"));
     for _ in 0..n.min(10_000_000) {
         match endpoint {
             Some(endpoint) => {

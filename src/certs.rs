@@ -7,7 +7,6 @@
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use base64::Engine as _;
 use rcgen::{
@@ -18,25 +17,6 @@ use time::{Duration, OffsetDateTime};
 
 /// The development CA's subject; fixed so that a reused CA key reissues under the same name.
 pub const DEV_CA_NAME: &str = "gpu-admission development CA";
-
-/// Write a development CA and a serving certificate (PEM), print the base64 caBundle.
-#[derive(Debug, Clone, clap::Args)]
-pub struct CertsArgs {
-    /// Directory to write `ca.crt`, `ca.key`, `tls.crt`, `tls.key` into (created if missing).
-    #[arg(long, value_name = "DIR", default_value = "certs/dev")]
-    pub out: PathBuf,
-    /// DNS name or IP address for the serving certificate's SANs (repeatable).
-    /// The first one is also its common name.
-    #[arg(long = "host", value_name = "NAME", default_values_t = [String::from("localhost"), String::from("127.0.0.1")])]
-    pub hosts: Vec<String>,
-    /// Validity of the serving certificate, in days (the CA gets ten times as long).
-    #[arg(long, value_name = "DAYS", default_value_t = 365)]
-    pub valid_days: u32,
-    /// Reuse `ca.crt`/`ca.key` already in DIR (the caBundle stays the same); only the serving
-    /// certificate is new.
-    #[arg(long)]
-    pub reuse_ca: bool,
-}
 
 /// Why certificates could not be made or written.
 #[derive(Debug, thiserror::Error)]
@@ -245,115 +225,19 @@ pub fn write_dev_certs(dir: &Path, hosts: &[String], valid_days: u32, reuse_ca: 
     })
 }
 
-/// `gpu-admission certs`.
-pub fn run(args: CertsArgs) -> ExitCode {
-    match write_dev_certs(&args.out, &args.hosts, args.valid_days, args.reuse_ca) {
-        Ok(files) => {
-            eprintln!(
-                "wrote {}, {}, {}, {} (SANs: {}); caBundle:",
-                files.ca_cert.display(),
-                files.ca_key.display(),
-                files.cert.display(),
-                files.key.display(),
-                args.hosts.join(", ")
-            );
-            println!("{}", files.ca_bundle);
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(1)
-        }
-    }
+// === validity ===
+
+/// A certificate's validity window (`notBefore`, `notAfter`) as Unix times, read from its DER.
+/// `None` if it is not a well-formed X.509 certificate.
+pub fn validity_unix(der: &[u8]) -> Option<(i64, i64)> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let validity = cert.validity();
+    Some((validity.not_before.timestamp(), validity.not_after.timestamp()))
 }
 
-// === DER: notAfter ===
-
-/// A certificate's `notAfter` as a Unix time, read from its DER. `None` if it is not a
-/// well-formed X.509 certificate.
+/// A certificate's `notAfter` as a Unix time (see [`validity_unix`]).
 pub fn not_after_unix(der: &[u8]) -> Option<i64> {
-    // Certificate ::= SEQUENCE { tbsCertificate SEQUENCE { [0] version OPTIONAL, serialNumber,
-    //   signature, issuer, validity SEQUENCE { notBefore, notAfter }, ... }, ... }
-    let (0x30, cert, _) = der_next(der)? else {
-        return None;
-    };
-    let (0x30, mut tbs, _) = der_next(cert)? else {
-        return None;
-    };
-    let (tag, _, rest) = der_next(tbs)?;
-    if tag == 0xa0 {
-        tbs = rest; // the explicit version
-    }
-    for _ in 0..3 {
-        let (_, _, rest) = der_next(tbs)?; // serialNumber, signature, issuer
-        tbs = rest;
-    }
-    let (0x30, validity, _) = der_next(tbs)? else {
-        return None;
-    };
-    let (_, _, rest) = der_next(validity)?; // notBefore
-    let (tag, not_after, _) = der_next(rest)?;
-    parse_time(tag, not_after)
-}
-
-/// One TLV: (tag, contents, rest). Definite lengths only (DER).
-fn der_next(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&len0, mut rest) = rest.split_first()?;
-    let len = if len0 < 0x80 {
-        usize::from(len0)
-    } else {
-        let n = usize::from(len0 & 0x7f);
-        if n == 0 || n > 4 || rest.len() < n {
-            return None;
-        }
-        let mut len = 0usize;
-        for &b in &rest[..n] {
-            len = (len << 8) | usize::from(b);
-        }
-        rest = &rest[n..];
-        len
-    };
-    if rest.len() < len {
-        return None;
-    }
-    Some((tag, &rest[..len], &rest[len..]))
-}
-
-/// UTCTime (0x17, `YYMMDDHHMMSSZ`) or GeneralizedTime (0x18, `YYYYMMDDHHMMSSZ`).
-fn parse_time(tag: u8, bytes: &[u8]) -> Option<i64> {
-    let s = std::str::from_utf8(bytes).ok()?;
-    let s = s.strip_suffix('Z')?;
-    let digits = |r: std::ops::Range<usize>| -> Option<i64> {
-        let part = s.get(r)?;
-        if !part.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        part.parse().ok()
-    };
-    let (year, off) = match (tag, s.len()) {
-        (0x17, 12) => {
-            let yy = digits(0..2)?;
-            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, 2)
-        }
-        (0x18, 14) => (digits(0..4)?, 4),
-        _ => return None,
-    };
-    let month = digits(off..off + 2)?;
-    let day = digits(off + 2..off + 4)?;
-    let hour = digits(off + 4..off + 6)?;
-    let min = digits(off + 6..off + 8)?;
-    let sec = digits(off + 8..off + 10)?;
-    let month = time::Month::try_from(u8::try_from(month).ok()?).ok()?;
-    let date = time::Date::from_calendar_date(i32::try_from(year).ok()?, month, u8::try_from(day).ok()?).ok()?;
-    let t = date
-        .with_hms(
-            u8::try_from(hour).ok()?,
-            u8::try_from(min).ok()?,
-            u8::try_from(sec).ok()?,
-        )
-        .ok()?;
-    Some(t.assume_utc().unix_timestamp())
+    validity_unix(der).map(|(_, not_after)| not_after)
 }
 
 #[cfg(test)]
@@ -376,12 +260,13 @@ mod tests {
     }
 
     #[test]
-    fn times_parse() {
-        assert_eq!(parse_time(0x17, b"700101000000Z"), Some(0));
-        assert_eq!(parse_time(0x18, b"20380119031408Z"), Some(2_147_483_648));
-        assert_eq!(parse_time(0x17, b"491231235959Z"), Some(2_524_607_999));
-        assert_eq!(parse_time(0x17, b"4912312359Z"), None);
-        assert_eq!(parse_time(0x18, b"2038011903140xZ"), None);
+    fn validity_starts_before_now_and_ends_after() {
+        let ca = DevCa::generate(30).unwrap();
+        let leaf = ca.issue_server(&["localhost".into()], 10).unwrap();
+        let der = CertificateDer::from_pem_slice(leaf.cert_pem.as_bytes()).unwrap();
+        let (not_before, not_after) = validity_unix(&der).unwrap();
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        assert!(not_before <= now && now < not_after, "{not_before} {now} {not_after}");
     }
 
     #[test]

@@ -1,10 +1,5 @@
 #![forbid(unsafe_code)]
 
-use std::process::ExitCode;
-
-use clap::Parser;
-
-fn main() -> ExitCode {
-    let cli = gpu_admission::cli::Cli::parse();
-    gpu_admission::cli::run(cli)
+fn main() -> std::process::ExitCode {
+    gpu_admission::cli_main()
 }

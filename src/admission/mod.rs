@@ -14,26 +14,22 @@
 use std::fmt;
 
 use kube::core::DynamicObject;
-use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
+use kube::core::admission::{AdmissionResponse, AdmissionReview};
 use kube::core::response::{Status, StatusSummary};
 use serde::Serialize;
 
-use crate::engine::{self, Action, Context, Outcome, Stage};
-use crate::policy::Policy;
+use crate::decision::{self, Action, Outcome, Violation};
+pub use crate::decision::{MAX_WARNING_CHARS, SkipReason};
+use crate::engine::{self, Context, Effective, Stage};
 
-mod cmd;
 mod wire;
 
-pub use cmd::{ReviewArgs, run_review_cmd};
 pub use wire::{ParsedRequest, parse};
-
-/// The longest warning kubectl shows without truncation (the engine's limit).
-pub use crate::engine::rules::MAX_WARNING_CHARS;
 
 // === Endpoint ===
 
 /// Which webhook answered: `/mutate` or `/validate`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Endpoint {
     Mutate,
@@ -119,31 +115,6 @@ impl ReviewDecision {
     }
 }
 
-/// Why a review was allowed untouched without evaluating the policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SkipReason {
-    /// DELETE or CONNECT.
-    Operation,
-    /// `pods/status`, `pods/binding`, `pods/ephemeralcontainers`, ...
-    Subresource,
-    /// The namespace is exempt from every rule.
-    ExemptNamespace,
-    /// The engine does not cover this kind.
-    NotCovered,
-}
-
-impl SkipReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SkipReason::Operation => "operation",
-            SkipReason::Subresource => "subresource",
-            SkipReason::ExemptNamespace => "exempt_namespace",
-            SkipReason::NotCovered => "not_covered",
-        }
-    }
-}
-
 /// One violation, as counted in metrics.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ViolationSummary {
@@ -175,7 +146,7 @@ pub struct ReviewSummary {
 impl ReviewSummary {
     /// `kind` for a metrics label: a covered kind, or `other` (bounded cardinality).
     pub fn kind_label(&self) -> &str {
-        if crate::workload::KINDS.iter().any(|k| k.kind == self.kind) {
+        if crate::k8s::workload::KINDS.iter().any(|k| k.kind == self.kind) {
             &self.kind
         } else {
             "other"
@@ -190,17 +161,17 @@ impl ReviewSummary {
 /// Returns the response review (encode it with [`encode`]) and a summary, or the reason the body
 /// is not a usable review. Never panics on any input (the engine promises the same).
 pub fn review(
-    policy: &Policy,
+    effective: &Effective,
     endpoint: Endpoint,
     body: &[u8],
 ) -> Result<(AdmissionReview<DynamicObject>, ReviewSummary), ReviewError> {
     let parsed = wire::parse(body)?;
-    Ok(respond(policy, endpoint, parsed))
+    Ok(respond(effective, endpoint, parsed))
 }
 
 /// The decision for an already parsed request.
 pub fn respond(
-    policy: &Policy,
+    effective: &Effective,
     endpoint: Endpoint,
     parsed: ParsedRequest,
 ) -> (AdmissionReview<DynamicObject>, ReviewSummary) {
@@ -229,31 +200,19 @@ pub fn respond(
         (response.clone().into_review(), summary.clone())
     };
 
-    let operation = match wire::engine_operation(&request.operation) {
-        engine::Operation::Delete | engine::Operation::Connect => {
-            return skip(&mut summary, SkipReason::Operation);
-        }
-        op => op,
-    };
-    if request.sub_resource.as_deref().is_some_and(|s| !s.is_empty()) {
-        return skip(&mut summary, SkipReason::Subresource);
-    }
-    if policy.namespace_exempt(&namespace) {
-        return skip(&mut summary, SkipReason::ExemptNamespace);
-    }
-    let Some(object) = object else {
-        // `wire::parse` refuses CREATE/UPDATE without an object; nothing to evaluate.
-        return skip(&mut summary, SkipReason::Operation);
-    };
-
+    let operation = wire::engine_operation(&request.operation);
     let ctx = Context {
         namespace: &namespace,
         operation,
         stage: endpoint.stage(),
+        subresource: request.sub_resource.as_deref(),
     };
-    let mut decision = engine::evaluate(policy, &object, &ctx);
-    if !decision.covered {
-        return skip(&mut summary, SkipReason::NotCovered);
+    // `wire::parse` refuses CREATE/UPDATE of a main resource without an object; whatever else
+    // comes without one, the engine skips by its operation or subresource.
+    let null = serde_json::Value::Null;
+    let mut decision = engine::evaluate(effective, object.as_ref().unwrap_or(&null), &ctx);
+    if let Some(reason) = decision.skipped {
+        return skip(&mut summary, reason);
     }
     // Pods are immutable after creation (apart from a few fields): never patch anything but a
     // CREATE, whatever the engine says. The validating stage never patches.
@@ -309,8 +268,8 @@ pub fn respond(
 }
 
 /// `N violation(s): [CODE] path: message; ...` — every violation, denying ones first.
-pub fn denial_message(violations: &[engine::Violation]) -> String {
-    let mut ordered: Vec<&engine::Violation> = violations.iter().filter(|v| v.action == Action::Deny).collect();
+pub fn denial_message(violations: &[Violation]) -> String {
+    let mut ordered: Vec<&Violation> = violations.iter().filter(|v| v.action == Action::Deny).collect();
     ordered.extend(violations.iter().filter(|v| v.action != Action::Deny));
     let parts: Vec<String> = ordered
         .iter()
@@ -336,7 +295,7 @@ pub fn clamp_warning(w: &str) -> String {
             w = rest.trim_start();
         }
     }
-    engine::rules::short(w)
+    decision::short(w)
 }
 
 // === encode ===
@@ -386,9 +345,6 @@ fn internal_error_review(review: &AdmissionReview<DynamicObject>, error: &str) -
     });
     v.to_string().into_bytes()
 }
-
-/// The request a response is built from, for callers that need it (tests).
-pub type Request = AdmissionRequest<DynamicObject>;
 
 #[cfg(test)]
 mod tests;

@@ -2,8 +2,8 @@
 
 use super::*;
 
-fn policy() -> Policy {
-    Policy::embedded_default().expect("embedded default policy")
+fn policy() -> Effective {
+    Effective::new(crate::policy::Policy::embedded_default().expect("embedded default policy"))
 }
 
 #[test]
@@ -115,11 +115,7 @@ fn encode_is_byte_identical_to_the_reference() {
                 let decision = crate::engine::evaluate(
                     &policy(),
                     &parse(body.as_bytes()).unwrap().object.unwrap(),
-                    &crate::engine::Context {
-                        namespace: "ai",
-                        operation: crate::engine::Operation::Create,
-                        stage: crate::engine::Stage::Mutate,
-                    },
+                    &crate::engine::Context::create("ai", Stage::Mutate),
                 );
                 assert_eq!(summary.patch_bytes, serde_json::to_vec(&decision.patch).unwrap().len());
                 assert_eq!(summary.patch_bytes, patch.len());

@@ -1,9 +1,10 @@
 //! `gpu-admission policy check [FILE]`: validate a policy and print the effective policy.
 
-use std::path::PathBuf;
-use std::process::ExitCode;
-
 use clap::Subcommand;
+use std::path::PathBuf;
+
+use super::{CliError, Done};
+use crate::policy::Policy;
 
 #[derive(Debug, clap::Args)]
 pub struct PolicyArgs {
@@ -22,20 +23,13 @@ pub enum PolicyCommand {
     },
 }
 
-pub fn run(args: PolicyArgs) -> ExitCode {
+pub fn run(args: PolicyArgs) -> Result<Done, CliError> {
     match args.command {
         PolicyCommand::Check { file, time_slicing } => {
-            match crate::policy::Policy::load_files(file.as_deref(), time_slicing.as_deref()) {
-                Ok(policy) => {
-                    println!("# effective policy from {}", policy.origin());
-                    print!("{}", policy.to_yaml());
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(2)
-                }
-            }
+            let policy = Policy::load_files(file.as_deref(), time_slicing.as_deref())?;
+            println!("# effective policy from {}", policy.origin());
+            print!("{}", policy.to_yaml());
+            Ok(Done::Clean)
         }
     }
 }

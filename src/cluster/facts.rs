@@ -4,16 +4,9 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::policy::file::{PolicySpec, TimeSlicingSpec};
-use crate::policy::time_slicing::TimeSlicing;
-use crate::quantity;
-
-/// The node label that picks a device-plugin config key (a per-node profile).
-pub const CONFIG_LABEL: &str = "nvidia.com/device-plugin.config";
-
-/// The config key the device plugin uses when neither the node label nor a default names one
-/// (its `named` fallback strategy).
-pub const NAMED_FALLBACK: &str = "default";
+use crate::k8s::device_plugin::{CONFIG_LABEL, TimeSlicing, TimeSlicingSpec, fallback_config};
+use crate::k8s::quantity;
+use crate::policy::PolicySpec;
 
 /// A PriorityClass as the Priority plugin will resolve it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -226,21 +219,6 @@ impl ClusterFacts {
             .get(namespace)
             .and_then(|l| l.get(key))
             .is_some_and(|v| v == value)
-    }
-}
-
-/// The key the device plugin's config-manager falls back to for a node without the label when no
-/// default is set, with the Helm chart's `fallbackStrategies: [named, single]`: the key named
-/// `default`, else the only key.
-/// Shared with `--time-slicing FILE` (a ConfigMap read offline chooses its key the same way).
-pub fn fallback_config<'a>(keys: impl IntoIterator<Item = &'a String>) -> Option<String> {
-    let keys: Vec<&String> = keys.into_iter().collect();
-    if keys.iter().any(|k| *k == NAMED_FALLBACK) {
-        return Some(NAMED_FALLBACK.to_string());
-    }
-    match keys.as_slice() {
-        [only] => Some((*only).clone()),
-        _ => None,
     }
 }
 

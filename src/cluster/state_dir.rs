@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use super::ClusterFacts;
-use crate::manifests::{self, InputError};
+use crate::k8s::manifests::{self, InputError};
 use crate::policy::PolicySpec;
 
 /// Reads every manifest under `dir` (recursively; `kind: List` expanded) into cluster facts.

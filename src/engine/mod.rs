@@ -1,9 +1,22 @@
 //! The policy engine: one object plus its context in, one [`Decision`] out. No I/O.
 //!
-//! The server (`/mutate`, `/validate`), the `check` CLI and the tests are thin shells around
-//! [`evaluate`]. Each rule lives in its own module under `src/engine/rules/`.
+//! The server (`/mutate`, `/validate`), the `check` CLI, native-policy generation and the tests
+//! are thin shells around [`evaluate`]. Each rule lives in its own file under `src/engine/rules/`
+//! and is one line of the table [`rules::RULES`]. The engine owns every skip: whoever calls it
+//! learns from [`Decision::skipped`] why an object was not evaluated.
 
 use serde::Serialize;
+use serde_json::Value;
+
+pub use crate::decision::{Action, Decision, Fix, Outcome, SkipReason, Violation};
+
+mod effective;
+pub mod rules;
+mod stage;
+
+pub use effective::Effective;
+
+use crate::k8s::workload;
 
 /// Where the decision is being taken. The same rules run in every stage; the stage decides
 /// what a missing-but-fixable field becomes (a patch, a warning or a violation).
@@ -36,75 +49,53 @@ pub struct Context<'a> {
     pub namespace: &'a str,
     pub operation: Operation,
     pub stage: Stage,
+    /// The subresource of the request (`status`, `binding`, ...): never evaluated.
+    pub subresource: Option<&'a str>,
 }
 
-/// `allowed`, `mutated` or `denied`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    Allowed,
-    Mutated,
-    Denied,
-}
+// === impl Context ===
 
-/// What a rule does when it finds a violation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    Deny,
-    Warn,
-    Off,
-}
-
-/// One broken rule, with a stable code and the field it is about.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Violation {
-    /// Stable, documented code, e.g. `HOSTPATH_NOT_ALLOWED`.
-    pub code: &'static str,
-    /// The rule family: `placement`, `tolerations`, `priority`, `slices`, `hostPath`.
-    pub rule: &'static str,
-    /// Field path in the object, e.g. `spec.template.spec.containers[1].resources.limits`.
-    pub path: String,
-    /// What was found, what is allowed, and how to fix it.
-    pub message: String,
-    /// `deny` or `warn` (an `off` rule reports nothing).
-    pub action: Action,
-}
-
-/// The engine's answer for one object.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Decision {
-    /// Every violation, denying and warning ones alike.
-    pub violations: Vec<Violation>,
-    /// Human-readable warnings (already short enough for kubectl: at most 120 characters).
-    pub warnings: Vec<String>,
-    /// RFC 6902 patch against the object as given (empty when nothing is mutated).
-    pub patch: json_patch::Patch,
-    /// Whether the object is a workload this policy covers (false: skipped, nothing applies).
-    pub covered: bool,
-}
-
-impl Decision {
-    pub fn outcome(&self) -> Outcome {
-        if self.violations.iter().any(|v| v.action == Action::Deny) {
-            Outcome::Denied
-        } else if !self.patch.0.is_empty() {
-            Outcome::Mutated
-        } else {
-            Outcome::Allowed
+impl<'a> Context<'a> {
+    /// A CREATE of a main resource in `namespace`, at `stage`.
+    pub fn create(namespace: &'a str, stage: Stage) -> Self {
+        Self {
+            namespace,
+            operation: Operation::Create,
+            stage,
+            subresource: None,
         }
     }
 }
 
-pub mod rules;
-
-use crate::policy::Policy;
-
 /// Evaluates one object (a Pod, or a workload with a pod template) in its context.
 ///
-/// Never panics, whatever the JSON: malformed fields become violations with their path.
-pub fn evaluate(policy: &Policy, object: &serde_json::Value, ctx: &Context<'_>) -> Decision {
-    rules::evaluate(policy, object, ctx)
+/// Never panics, whatever the JSON: malformed fields become violations with their path. An
+/// object that is not evaluated (see [`SkipReason`]) gets an empty decision naming the reason;
+/// the reasons are checked in this order: operation, subresource, kind, Pod update, namespace.
+pub fn evaluate(effective: &Effective, object: &Value, ctx: &Context<'_>) -> Decision {
+    if matches!(ctx.operation, Operation::Delete | Operation::Connect) {
+        return Decision::skip(SkipReason::Operation);
+    }
+    if ctx.subresource.is_some_and(|s| !s.is_empty()) {
+        return Decision::skip(SkipReason::Subresource);
+    }
+    let Some(workload) = workload::extract(object) else {
+        return Decision::skip(SkipReason::NotCovered);
+    };
+    if workload.is_pod() && ctx.operation == Operation::Update {
+        return Decision::skip(SkipReason::PodUpdate);
+    }
+    let namespace = workload.namespace.filter(|n| !n.is_empty()).unwrap_or(ctx.namespace);
+    if effective.policy().namespace_exempt(namespace) {
+        return Decision::skip(SkipReason::ExemptNamespace);
+    }
+    let spec = match &workload.pod_spec {
+        Ok(spec) => *spec,
+        Err(reason) => return stage::invalid_object(&workload, reason, ctx.stage),
+    };
+    let subject = rules::Subject::new(effective, spec, namespace, &workload);
+    let findings = rules::run(&subject);
+    stage::finish(findings, &subject, ctx.stage)
 }
 
 #[cfg(test)]

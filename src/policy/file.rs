@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::Action;
+pub use super::rule_spec::RuleSpec;
+use crate::decision::Action;
+pub use crate::k8s::device_plugin::TimeSlicingSpec;
 
 pub const API_VERSION: &str = "gpu-admission.io/v1alpha1";
 pub const KIND: &str = "Policy";
@@ -84,21 +86,6 @@ pub struct GpuSpec {
     /// offers (e.g. HAMi's `nvidia.com/gpumem`) is reported by the `unknownResource` check.
     #[serde(default = "default_vendor_prefixes")]
     pub vendor_prefixes: Vec<String>,
-}
-
-/// The device plugin's `sharing.timeSlicing`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TimeSlicingSpec {
-    /// Slices per physical GPU (1 = no time-slicing).
-    #[serde(default = "default_replicas")]
-    pub replicas: u32,
-    /// When true, shared GPUs are advertised as `<resourceName>.shared`.
-    #[serde(default)]
-    pub rename_by_default: bool,
-    /// When true, a container may ask for at most one shared GPU.
-    #[serde(default)]
-    pub fail_requests_greater_than_one: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -242,9 +229,6 @@ fn default_resource_name() -> String {
 fn default_gpus_per_node() -> u32 {
     2
 }
-fn default_replicas() -> u32 {
-    4
-}
 fn default_vendor_prefixes() -> Vec<String> {
     strings(&["nvidia.com/"])
 }
@@ -326,16 +310,6 @@ impl Default for GpuSpec {
             gpus_per_node: default_gpus_per_node(),
             time_slicing: TimeSlicingSpec::default(),
             vendor_prefixes: default_vendor_prefixes(),
-        }
-    }
-}
-
-impl Default for TimeSlicingSpec {
-    fn default() -> Self {
-        Self {
-            replicas: default_replicas(),
-            rename_by_default: false,
-            fail_requests_greater_than_one: false,
         }
     }
 }

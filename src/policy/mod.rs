@@ -6,12 +6,14 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::Path;
-use std::sync::Arc;
 
 use regex::Regex;
 
+use crate::k8s::device_plugin::{ConfigError, TimeSlicing};
+
 pub mod file;
-pub mod time_slicing;
+mod rule_spec;
+mod validate;
 
 pub use file::PolicySpec;
 
@@ -40,6 +42,16 @@ impl fmt::Display for PolicyError {
 
 impl std::error::Error for PolicyError {}
 
+impl From<ConfigError> for PolicyError {
+    fn from(e: ConfigError) -> Self {
+        Self {
+            origin: e.origin,
+            path: e.path,
+            message: e.message,
+        }
+    }
+}
+
 /// An allowed host path, compiled.
 #[derive(Debug, Clone)]
 pub struct HostPathAllow {
@@ -63,10 +75,7 @@ pub struct Policy {
     spec: PolicySpec,
     origin: String,
     host_path_allowed: Vec<HostPathAllow>,
-    cluster: Option<Arc<ClusterFacts>>,
 }
-
-use crate::cluster::ClusterFacts;
 
 // === impl Policy ===
 
@@ -91,7 +100,7 @@ impl Policy {
         };
         match time_slicing {
             None => Ok(base),
-            Some(path) => base.with_time_slicing(&time_slicing::TimeSlicing::load(path)?),
+            Some(path) => base.with_time_slicing(&TimeSlicing::load(path)?),
         }
     }
 
@@ -132,8 +141,8 @@ impl Policy {
         if spec.kind != file::KIND {
             return Err(err("kind", format!("must be `{}`, found `{}`", file::KIND, spec.kind)));
         }
-        validate_gpu(&spec.gpu).map_err(|(p, m)| err(&p, m))?;
-        validate_rules(&spec.rules).map_err(|(p, m)| err(&p, m))?;
+        validate::gpu(&spec.gpu).map_err(|e| err(&e.path, e.message))?;
+        validate::rules(&spec.rules).map_err(|e| err(&e.path, e.message))?;
         let mut host_path_allowed = Vec::new();
         for (i, allow) in spec.rules.host_path.allowed.iter().enumerate() {
             let path = format!("rules.hostPath.allowed[{i}]");
@@ -155,7 +164,6 @@ impl Policy {
             spec,
             origin: origin.to_string(),
             host_path_allowed,
-            cluster: None,
         })
     }
 
@@ -173,7 +181,7 @@ impl Policy {
     }
 
     /// The same policy with time-slicing taken from the device-plugin config.
-    pub fn with_time_slicing(&self, ts: &time_slicing::TimeSlicing) -> Result<Self, PolicyError> {
+    pub fn with_time_slicing(&self, ts: &TimeSlicing) -> Result<Self, PolicyError> {
         let mut spec = self.spec.clone();
         if ts.resource_name != spec.gpu.resource_name {
             return Err(PolicyError {
@@ -187,41 +195,7 @@ impl Policy {
         }
         spec.gpu.time_slicing = ts.spec.clone();
         let origin = format!("{} + time-slicing from {}", self.origin, ts.origin);
-        let mut policy = Self::from_spec(spec, &origin)?;
-        policy.cluster = self.cluster.clone();
-        Ok(policy)
-    }
-
-    /// The same policy deciding with cluster facts (cheap: the compiled parts are shared).
-    pub fn with_cluster(&self, facts: Arc<ClusterFacts>) -> Self {
-        Self {
-            cluster: Some(facts),
-            ..self.clone()
-        }
-    }
-
-    /// Cluster facts the engine should use, if any. Facts that never synced are used only when
-    /// `cluster.unsyncedAction` is `deny` (to deny); with `fallback` the file's numbers apply.
-    pub fn cluster(&self) -> Option<&ClusterFacts> {
-        let facts = self.cluster.as_deref()?;
-        (facts.synced || self.spec.cluster.unsynced_action == file::UnsyncedAction::Deny).then_some(facts)
-    }
-
-    /// A priority class by name: from the cluster when it has synced facts, else from the policy.
-    pub fn resolve_priority_class(&self, name: &str) -> Option<ResolvedClass> {
-        if let Some(facts) = self.cluster().filter(|f| f.synced) {
-            let fact = facts.priority_classes.get(name)?;
-            return Some(ResolvedClass {
-                name: name.to_string(),
-                value: fact.value,
-                preemption_policy: fact.preemption_policy.clone(),
-            });
-        }
-        self.priority_class(name).map(|c| ResolvedClass {
-            name: c.name.clone(),
-            value: c.value,
-            preemption_policy: c.preemption_policy.clone(),
-        })
+        Self::from_spec(spec, &origin)
     }
 
     /// The effective policy as YAML (every default spelled out).
@@ -273,132 +247,6 @@ fn read_file(path: &Path) -> Result<(String, String), PolicyError> {
             message: format!("cannot read: {e}"),
         }),
     }
-}
-
-// === validation ===
-
-type FieldError = (String, String);
-
-fn validate_gpu(gpu: &file::GpuSpec) -> Result<(), FieldError> {
-    if !is_resource_name(&gpu.resource_name) {
-        return Err((
-            "gpu.resourceName".into(),
-            format!("`{}` is not a resource name like `nvidia.com/gpu`", gpu.resource_name),
-        ));
-    }
-    if gpu.gpus_per_node == 0 {
-        return Err(("gpu.gpusPerNode".into(), "must be at least 1".into()));
-    }
-    if gpu.time_slicing.replicas == 0 {
-        return Err((
-            "gpu.timeSlicing.replicas".into(),
-            "must be at least 1 (1 means no time-slicing)".into(),
-        ));
-    }
-    for (i, p) in gpu.vendor_prefixes.iter().enumerate() {
-        if p.is_empty() || !p.ends_with('/') {
-            return Err((
-                format!("gpu.vendorPrefixes[{i}]"),
-                format!("`{p}` must be a domain ending in `/`, like `nvidia.com/`"),
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn validate_rules(rules: &file::RulesSpec) -> Result<(), FieldError> {
-    let sel = &rules.placement.node_selector;
-    if sel.key.is_empty() {
-        return Err(("rules.placement.nodeSelector.key".into(), "must not be empty".into()));
-    }
-    let taint = &rules.tolerations.taint;
-    if taint.key.is_empty() {
-        return Err(("rules.tolerations.taint.key".into(), "must not be empty".into()));
-    }
-    if !["NoSchedule", "PreferNoSchedule", "NoExecute"].contains(&taint.effect.as_str()) {
-        return Err((
-            "rules.tolerations.taint.effect".into(),
-            format!(
-                "`{}` is not one of NoSchedule, PreferNoSchedule, NoExecute",
-                taint.effect
-            ),
-        ));
-    }
-    validate_priority(&rules.priority)?;
-    for (i, allow) in rules.host_path.allowed.iter().enumerate() {
-        let path = format!("rules.hostPath.allowed[{i}].path");
-        match crate::engine::rules::host_path::normalize(&allow.path) {
-            None => return Err((path, format!("`{}` must be an absolute path", allow.path))),
-            Some(n) if n == "/" => return Err((path, "`/` would allow the whole host filesystem".into())),
-            Some(n) if n != allow.path => {
-                return Err((path, format!("`{}` is not normalised: write `{n}`", allow.path)));
-            }
-            Some(_) => {}
-        }
-    }
-    Ok(())
-}
-
-fn validate_priority(p: &file::PrioritySpec) -> Result<(), FieldError> {
-    let mut names = BTreeSet::new();
-    for (i, class) in p.classes.iter().enumerate() {
-        if !names.insert(class.name.as_str()) {
-            return Err((
-                format!("rules.priority.classes[{i}].name"),
-                format!("`{}` is listed twice", class.name),
-            ));
-        }
-        if !["PreemptLowerPriority", "Never"].contains(&class.preemption_policy.as_str()) {
-            return Err((
-                format!("rules.priority.classes[{i}].preemptionPolicy"),
-                format!(
-                    "`{}` is not one of PreemptLowerPriority, Never",
-                    class.preemption_policy
-                ),
-            ));
-        }
-        if class.value > 1_000_000_000 {
-            return Err((
-                format!("rules.priority.classes[{i}].value"),
-                "user-defined PriorityClasses may not exceed 1000000000".into(),
-            ));
-        }
-    }
-    for (i, name) in p.allowed.iter().enumerate() {
-        if !names.contains(name.as_str()) {
-            return Err((
-                format!("rules.priority.allowed[{i}]"),
-                format!("`{name}` is not in rules.priority.classes"),
-            ));
-        }
-    }
-    let allowed = |n: &str| p.allowed.iter().any(|a| a == n);
-    if !allowed(&p.default_class) {
-        return Err((
-            "rules.priority.defaultClass".into(),
-            format!("`{}` is not in rules.priority.allowed", p.default_class),
-        ));
-    }
-    for (ns, class) in &p.namespace_defaults {
-        if !allowed(class) {
-            return Err((
-                format!("rules.priority.namespaceDefaults.{ns}"),
-                format!("`{class}` is not in rules.priority.allowed"),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// `prefix/name` or `name`, as Kubernetes resource names are written.
-fn is_resource_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 253
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/'))
-        && s.matches('/').count() <= 1
-        && !s.starts_with('/')
-        && !s.ends_with('/')
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-use super::time_slicing::TimeSlicing;
 use super::*;
+use crate::k8s::device_plugin::TimeSlicing;
 
 const HEAD: &str = "apiVersion: gpu-admission.io/v1alpha1\nkind: Policy\n";
 

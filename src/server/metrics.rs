@@ -211,11 +211,6 @@ impl Metrics {
         self.reloads.get_or_create(&ReloadLabels { target, result }).get()
     }
 
-    /// The current value of an error counter.
-    pub fn error_count(&self, cause: &'static str) -> u64 {
-        self.errors.get_or_create(&ErrorLabels { cause }).get()
-    }
-
     /// Copies the watch caches' health into the gauges (at scrape time).
     pub fn observe_cluster(&self, watch: &crate::cluster::watch::ClusterWatch, started_unix_ms: u64) {
         use std::sync::atomic::Ordering;

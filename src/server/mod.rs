@@ -26,18 +26,19 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::cluster::watch::{ClusterWatch, now_unix_ms};
+use crate::engine::Effective;
 use crate::policy::Policy;
 
 pub mod admin;
-pub mod args;
 pub mod conn;
+mod error;
 pub mod metrics;
 pub mod reload;
 pub mod routes;
 pub mod shutdown;
 pub mod tls;
 
-pub use args::{LogFormat, ServeArgs, run};
+pub use error::ApiError;
 pub use metrics::Metrics;
 pub use shutdown::ShutdownHandle;
 
@@ -110,8 +111,8 @@ pub struct ClusterSource {
 /// State shared by the routes, the reloader and the admin port.
 pub struct Shared {
     pub config: ServerConfig,
-    /// The policy the routes decide with: the file's policy, with cluster facts when `--cluster`.
-    pub policy: ArcSwapOption<Policy>,
+    /// What the routes decide with: the file's policy, with cluster facts when `--cluster`.
+    pub policy: ArcSwapOption<Effective>,
     /// The policy as loaded from the file (or the embedded default).
     pub base_policy: ArcSwapOption<Policy>,
     /// The watch caches (`--cluster` only), set once at start.
@@ -157,11 +158,8 @@ impl Shared {
         let Some(base) = self.base_policy.load_full() else {
             return;
         };
-        let effective = match self.cluster.get() {
-            Some(watch) => Arc::new(base.with_cluster(Arc::new(watch.facts(base.spec())))),
-            None => base,
-        };
-        self.policy.store(Some(effective));
+        let facts = self.cluster.get().map(|watch| Arc::new(watch.facts(base.spec())));
+        self.policy.store(Some(Arc::new(Effective::from_parts(base, facts))));
     }
 }
 
@@ -209,25 +207,44 @@ pub enum StartError {
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("TLS configuration: {0}")]
-    Tls(String),
+    Tls(#[from] tls::TlsError),
     #[error("cluster (--cluster): {0}")]
-    Cluster(String),
+    Cluster(#[from] KubeSetupError),
+    #[error("the embedded policy: {0}")]
+    Policy(#[from] crate::policy::PolicyError),
+}
+
+/// Why no client for the API server could be made.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeSetupError {
+    #[error("{}: {source}", path.display())]
+    Kubeconfig {
+        path: PathBuf,
+        source: kube::config::KubeconfigError,
+    },
+    #[error("no kubeconfig and not in a cluster: {0}")]
+    Infer(#[from] kube::config::InferConfigError),
+    #[error("{0}")]
+    Client(#[from] kube::Error),
 }
 
 /// A client for the API server: the kubeconfig file given, else in-cluster or the usual
 /// kubeconfig locations. Only get, list and watch are ever sent.
-async fn kube_client(source: &ClusterSource) -> Result<kube::Client, String> {
+async fn kube_client(source: &ClusterSource) -> Result<kube::Client, KubeSetupError> {
     let config = match &source.kubeconfig {
         Some(path) => {
-            let kubeconfig =
-                kube::config::Kubeconfig::read_from(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let at = |source| KubeSetupError::Kubeconfig {
+                path: path.clone(),
+                source,
+            };
+            let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(at)?;
             kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
                 .await
-                .map_err(|e| format!("{}: {e}", path.display()))?
+                .map_err(at)?
         }
-        None => kube::Config::infer().await.map_err(|e| e.to_string())?,
+        None => kube::Config::infer().await?,
     };
-    kube::Client::try_from(config).map_err(|e| e.to_string())
+    Ok(kube::Client::try_from(config)?)
 }
 
 /// Binds the webhook and admin listeners, loads the certificate and policy (retried by the
@@ -235,7 +252,7 @@ async fn kube_client(source: &ClusterSource) -> Result<kube::Client, String> {
 /// Must be called inside a tokio runtime.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let certs = Arc::new(tls::CertResolver::default());
-    let tls_config = tls::server_config(certs.clone(), config.client_ca.as_deref()).map_err(StartError::Tls)?;
+    let tls_config = tls::server_config(certs.clone(), config.client_ca.as_deref())?;
     let bind = |addr: SocketAddr| async move {
         TcpListener::bind(addr)
             .await
@@ -267,13 +284,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
 
     let shutdown = ShutdownHandle::new();
     if let Some(source) = &shared.config.cluster {
-        let client = kube_client(source).await.map_err(StartError::Cluster)?;
+        let client = kube_client(source).await?;
         let spec = match shared.base_policy.load_full() {
             Some(p) => p.spec().clone(),
-            None => Policy::embedded_default()
-                .map_err(|e| StartError::Cluster(e.to_string()))?
-                .spec()
-                .clone(),
+            None => Policy::embedded_default()?.spec().clone(),
         };
         let watch = ClusterWatch::spawn(client, &spec);
         let mut changes = watch.changes();

@@ -58,7 +58,7 @@ impl Reloader {
             return;
         }
         let result = match (&files[0], &files[1]) {
-            (Ok(cert), Ok(key)) => tls::pair_from_pem(cert, key),
+            (Ok(cert), Ok(key)) => tls::pair_from_pem(cert, key).map_err(|e| e.to_string()),
             (Err(e), _) | (_, Err(e)) => Err(e.clone()),
         };
         self.cert_seen = Some(files);

@@ -13,7 +13,7 @@ use std::time::Instant;
 use axum::Router;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -21,6 +21,7 @@ use futures_util::FutureExt as _;
 use http_body_util::BodyExt as _;
 
 use super::Shared;
+use super::error::ApiError;
 use crate::admission::{self, Endpoint};
 
 /// The webhook router (served over TLS).
@@ -43,30 +44,20 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-/// A JSON error response.
-pub fn error_response(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    let body = serde_json::json!({ "error": message.into(), "code": code });
-    (
-        status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
-        body.to_string(),
-    )
-        .into_response()
-}
-
 async fn handle(State(shared): State<Arc<Shared>>, endpoint: Endpoint, req: Request) -> Response {
     let start = Instant::now();
     let metrics = &shared.metrics;
     let Some(policy) = shared.policy.load_full() else {
-        metrics.error("not_ready");
-        return error_response(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "no policy loaded yet");
+        metrics.error(ApiError::NotReady.code());
+        return ApiError::NotReady.into_response();
     };
     let body = match read_body(&shared, req.into_body()).await {
         Ok(b) => b,
-        Err((status, code, message)) => {
+        Err(error) => {
+            let code = error.code();
             metrics.error(code);
-            tracing::warn!(target: "gpu_admission::review", %endpoint, code, %message, "request rejected");
-            return error_response(status, code, message);
+            tracing::warn!(target: "gpu_admission::review", %endpoint, code, message = %error, "request rejected");
+            return error.into_response();
         }
     };
     match admission::review(&policy, endpoint, &body) {
@@ -99,12 +90,10 @@ async fn handle(State(shared): State<Arc<Shared>>, endpoint: Endpoint, req: Requ
         Err(e) => {
             metrics.error(e.code);
             tracing::warn!(target: "gpu_admission::review", %endpoint, code = e.code, error = %e.message, "bad review");
-            error_response(StatusCode::BAD_REQUEST, e.code, e.message)
+            ApiError::Review(e).into_response()
         }
     }
 }
-
-type BodyError = (StatusCode, &'static str, String);
 
 /// The whole body, within the size limit and the body timeout.
 ///
@@ -112,16 +101,10 @@ type BodyError = (StatusCode, &'static str, String);
 /// the limit before the 413 goes out: closing a socket with unread data makes the kernel send a
 /// reset, and the client would lose the 413 for a connection error. Beyond that, or when
 /// `Content-Length` already says so, the 413 goes out at once and the connection closes.
-async fn read_body(shared: &Shared, body: Body) -> Result<Bytes, BodyError> {
+async fn read_body(shared: &Shared, body: Body) -> Result<Bytes, ApiError> {
     let max = shared.config.max_body_bytes;
     let drain_limit = max.saturating_mul(DRAIN_FACTOR);
-    let too_large = || {
-        (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("the body is larger than the limit of {max} bytes"),
-        )
-    };
+    let too_large = || ApiError::BodyTooLarge { max_bytes: max };
     if HttpBody::size_hint(&body).lower() > drain_limit as u64 {
         return Err(too_large()); // Content-Length says so: do not read it
     }
@@ -130,13 +113,7 @@ async fn read_body(shared: &Shared, body: Body) -> Result<Bytes, BodyError> {
         let mut kept: Vec<u8> = Vec::new();
         let mut seen: usize = 0;
         while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| {
-                (
-                    StatusCode::BAD_REQUEST,
-                    "body_read_error",
-                    format!("cannot read the body: {e}"),
-                )
-            })?;
+            let frame = frame.map_err(|e| ApiError::BodyRead(e.to_string()))?;
             let Ok(data) = frame.into_data() else { continue };
             seen = seen.saturating_add(data.len());
             if seen <= max {
@@ -153,11 +130,9 @@ async fn read_body(shared: &Shared, body: Body) -> Result<Bytes, BodyError> {
     };
     let timeout = shared.config.body_timeout;
     match tokio::time::timeout(timeout, read).await {
-        Err(_) => Err((
-            StatusCode::REQUEST_TIMEOUT,
-            "body_timeout",
-            format!("the body did not arrive within {} ms", timeout.as_millis()),
-        )),
+        Err(_) => Err(ApiError::BodyTimeout {
+            timeout_ms: timeout.as_millis(),
+        }),
         Ok(result) => result,
     }
 }
@@ -166,22 +141,20 @@ async fn read_body(shared: &Shared, body: Body) -> Result<Bytes, BodyError> {
 const DRAIN_FACTOR: usize = 4;
 
 async fn not_found(State(shared): State<Arc<Shared>>, req: Request) -> Response {
-    shared.metrics.error("not_found");
-    let path = req.uri().path().to_string();
-    error_response(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        format!("no route for {path}: use POST /mutate or POST /validate"),
-    )
+    let error = ApiError::NotFound {
+        path: req.uri().path().to_string(),
+    };
+    shared.metrics.error(error.code());
+    error.into_response()
 }
 
 async fn method_not_allowed(State(shared): State<Arc<Shared>>, req: Request) -> Response {
-    shared.metrics.error("method_not_allowed");
-    let msg = format!("{} is not allowed on {}: use POST", req.method(), req.uri().path());
-    let mut resp = error_response(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", msg);
-    resp.headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static("POST"));
-    resp
+    let error = ApiError::MethodNotAllowed {
+        method: req.method().to_string(),
+        path: req.uri().path().to_string(),
+    };
+    shared.metrics.error(error.code());
+    error.into_response()
 }
 
 /// For the tests of [`catch_panic`] (only routed with `debug_panic_route`).
@@ -198,11 +171,7 @@ async fn catch_panic(State(shared): State<Arc<Shared>>, req: Request, next: Next
             let message = panic_message(payload.as_ref());
             shared.metrics.error("panic");
             tracing::error!(%path, panic = %message, "handler panicked; answered 500");
-            error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                "internal error (logged)",
-            )
+            ApiError::Internal.into_response()
         }
     }
 }

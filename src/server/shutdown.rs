@@ -31,10 +31,6 @@ impl ShutdownHandle {
         self.tx.send_replace(true);
     }
 
-    pub fn is_triggered(&self) -> bool {
-        *self.tx.borrow()
-    }
-
     pub fn subscribe(&self) -> watch::Receiver<bool> {
         self.tx.subscribe()
     }

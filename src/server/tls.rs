@@ -27,6 +27,25 @@ pub fn provider() -> Arc<CryptoProvider> {
         .clone()
 }
 
+/// A certificate, key or client CA that cannot be used, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("certificate: not PEM: {0}")]
+    CertificateNotPem(String),
+    #[error("certificate: no CERTIFICATE block in the file")]
+    NoCertificate,
+    #[error("key: no usable private key: {0}")]
+    KeyNotPem(String),
+    #[error("key: unsupported private key: {0}")]
+    KeyUnsupported(String),
+    #[error("the key does not match the certificate: {0}")]
+    KeyMismatch(String),
+    #[error("TLS versions: {0}")]
+    Versions(String),
+    #[error("{}: {reason}", path.display())]
+    ClientCa { path: std::path::PathBuf, reason: String },
+}
+
 /// A certificate chain and key that parse and belong together.
 pub struct LoadedPair {
     pub key: Arc<CertifiedKey>,
@@ -36,34 +55,27 @@ pub struct LoadedPair {
 
 /// Parses a PEM certificate chain and PEM private key and checks that the key is the
 /// certificate's (rustls `CertifiedKey::keys_match`). The error says which part is wrong.
-pub fn pair_from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<LoadedPair, String> {
+pub fn pair_from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<LoadedPair, TlsError> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("certificate: not PEM: {e}"))?;
+        .map_err(|e| TlsError::CertificateNotPem(e.to_string()))?;
     if chain.is_empty() {
-        return Err("certificate: no CERTIFICATE block in the file".into());
+        return Err(TlsError::NoCertificate);
     }
-    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| format!("key: no usable private key: {e}"))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| TlsError::KeyNotPem(e.to_string()))?;
     let signing_key = provider()
         .key_provider
         .load_private_key(key)
-        .map_err(|e| format!("key: unsupported private key: {e}"))?;
+        .map_err(|e| TlsError::KeyUnsupported(e.to_string()))?;
     let certified = CertifiedKey::new(chain, signing_key);
     certified
         .keys_match()
-        .map_err(|e| format!("the key does not match the certificate: {e}"))?;
+        .map_err(|e| TlsError::KeyMismatch(e.to_string()))?;
     let not_after = crate::certs::not_after_unix(certified.cert[0].as_ref());
     Ok(LoadedPair {
         key: Arc::new(certified),
         not_after,
     })
-}
-
-/// Reads and checks a certificate/key file pair.
-pub fn load_pair(cert: &Path, key: &Path) -> Result<LoadedPair, String> {
-    let cert_pem = std::fs::read(cert).map_err(|e| format!("{}: {e}", cert.display()))?;
-    let key_pem = std::fs::read(key).map_err(|e| format!("{}: {e}", key.display()))?;
-    pair_from_pem(&cert_pem, &key_pem)
 }
 
 // === CertResolver ===
@@ -108,28 +120,32 @@ impl ResolvesServerCert for CertResolver {
 
 /// The rustls server configuration: TLS 1.3 and 1.2, ALPN h2 + http/1.1, certificates from
 /// `resolver`, and client certificates required (and verified against `client_ca`) if given.
-pub fn server_config(resolver: Arc<CertResolver>, client_ca: Option<&Path>) -> Result<rustls::ServerConfig, String> {
+pub fn server_config(resolver: Arc<CertResolver>, client_ca: Option<&Path>) -> Result<rustls::ServerConfig, TlsError> {
     let provider = provider();
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| format!("TLS versions: {e}"))?;
+        .map_err(|e| TlsError::Versions(e.to_string()))?;
     let builder = match client_ca {
         None => builder.with_no_client_auth(),
         Some(path) => {
-            let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let ca_error = |reason: String| TlsError::ClientCa {
+                path: path.to_path_buf(),
+                reason,
+            };
+            let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
             let mut roots = RootCertStore::empty();
             for cert in CertificateDer::pem_slice_iter(&pem) {
-                let cert = cert.map_err(|e| format!("{}: not PEM: {e}", path.display()))?;
+                let cert = cert.map_err(|e| ca_error(format!("not PEM: {e}")))?;
                 roots
                     .add(cert)
-                    .map_err(|e| format!("{}: not a usable CA certificate: {e}", path.display()))?;
+                    .map_err(|e| ca_error(format!("not a usable CA certificate: {e}")))?;
             }
             if roots.is_empty() {
-                return Err(format!("{}: no CA certificate in the file", path.display()));
+                return Err(ca_error("no CA certificate in the file".into()));
             }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
                 .build()
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+                .map_err(|e| ca_error(e.to_string()))?;
             builder.with_client_cert_verifier(verifier)
         }
     };

@@ -12,8 +12,11 @@
 //!
 //! One control plane is shared by all tests of a test binary ([`shared`]).
 //! Every child runs in its own process group; a small `sh` reaper, started
-//! before any child, kills those groups and removes the temp dir as soon as
-//! the test process is gone (normal exit, panic, abort or SIGKILL). An owned
+//! before any child, learns each group through a pipe from this process and
+//! kills them all, then removes the temp dir, as soon as the pipe closes: when
+//! the test process is gone (normal exit, panic, abort or SIGKILL), since the
+//! kernel closes its end. The reaper keeps the groups in memory, so nothing
+//! another test binary removes (a stale temp dir) can make it forget one. An owned
 //! [`ControlPlane`] (from [`ControlPlane::start`]) also tears down on `Drop`.
 //!
 //! Env knobs: `E2E_KEEP_DIR=1` keeps the temp dir (certs, kubeconfig, logs);
@@ -26,8 +29,8 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Result of a `kubectl` invocation.
@@ -144,6 +147,8 @@ pub struct ControlPlane {
     apiserver: Option<Child>,
     etcd: Option<Child>,
     reaper: Option<Child>,
+    /// The write end of the reaper's stdin: one process group per line.
+    reaper_pipe: Option<Mutex<ChildStdin>>,
 }
 
 static SHARED: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
@@ -384,6 +389,7 @@ impl ControlPlane {
             apiserver: None,
             etcd: None,
             reaper: None,
+            reaper_pipe: None,
         };
         // From here on, an early return drops `cp`, which kills what was started.
         cp.spawn_reaper()?;
@@ -445,37 +451,34 @@ impl ControlPlane {
         Ok(cp)
     }
 
-    /// Spawns the reaper: it outlives this process, and once this process is
-    /// gone it kills every process group listed in `<dir>/pgids` and removes
-    /// `<dir>` (unless E2E_KEEP_DIR is set).
+    /// Spawns the reaper: it outlives this process. It reads process groups from its stdin
+    /// until EOF (this process gone: the kernel closes the pipe), then kills every group it was
+    /// told of and removes `<dir>` (unless E2E_KEEP_DIR is set). Our end of the pipe is
+    /// close-on-exec, so no other child keeps it open.
     fn spawn_reaper(&mut self) -> Result<(), String> {
         let keep = std::env::var_os("E2E_KEEP_DIR").is_some_and(|v| !v.is_empty() && v != "0");
         let script = r#"
 trap '' INT TERM HUP
-parent=$1 dir=$2 keep=$3
-while kill -0 "$parent" 2>/dev/null; do sleep 1; done
-kill_all() {
-  [ -f "$dir/pgids" ] || return 0
-  for g in $(cat "$dir/pgids"); do kill -s "$1" -- "-$g" 2>/dev/null; done
-}
-kill_all TERM
+dir=$1 keep=$2 groups=""
+while read -r g; do groups="$groups $g"; done
+for g in $groups; do kill -s TERM -- "-$g" 2>/dev/null; done
 sleep 2
-kill_all KILL
+for g in $groups; do kill -s KILL -- "-$g" 2>/dev/null; done
 [ "$keep" = 1 ] || rm -rf "$dir"
 "#;
-        let child = Command::new("sh")
+        let mut child = Command::new("sh")
             .arg("-c")
             .arg(script)
             .arg("gpu-admission-e2e-reaper")
-            .arg(std::process::id().to_string())
             .arg(&self.dir)
             .arg(if keep { "1" } else { "0" })
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .process_group(0)
             .spawn()
             .map_err(|e| format!("cannot spawn reaper sh: {e}"))?;
+        self.reaper_pipe = child.stdin.take().map(Mutex::new);
         self.reaper = Some(child);
         Ok(())
     }
@@ -491,13 +494,8 @@ kill_all KILL
         let child = cmd
             .spawn()
             .map_err(|e| format!("cannot start {name} ({:?}): {e}", cmd.get_program()))?;
-        // Record the process group for the reaper before anything else can fail.
-        let mut pg = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("pgids"))
-            .map_err(|e| e.to_string())?;
-        writeln!(pg, "{}", child.id()).map_err(|e| e.to_string())?;
+        // Hand the process group to the reaper before anything else can fail.
+        self.register_process_group(child.id())?;
         Ok(child)
     }
 
@@ -640,12 +638,11 @@ kill_all KILL
     /// Hands the process group `pgid` (a child spawned with `process_group(0)`, so its pid) to
     /// the reaper, which kills it with the control plane once the test process is gone.
     pub fn register_process_group(&self, pgid: u32) -> Result<(), String> {
-        let mut pg = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("pgids"))
-            .map_err(|e| e.to_string())?;
-        writeln!(pg, "{pgid}").map_err(|e| e.to_string())
+        let pipe = self.reaper_pipe.as_ref().ok_or("the reaper is not running")?;
+        let mut pipe = pipe.lock().unwrap_or_else(|e| e.into_inner());
+        writeln!(pipe, "{pgid}")
+            .and_then(|()| pipe.flush())
+            .map_err(|e| format!("cannot tell the reaper about process group {pgid}: {e}"))
     }
 }
 

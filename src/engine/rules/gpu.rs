@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 
 use super::Subject;
-use crate::quantity::{self, Count, QuantityError};
+use crate::k8s::quantity::{self, Count, QuantityError};
 
 /// Which list a container is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

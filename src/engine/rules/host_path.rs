@@ -8,40 +8,27 @@
 
 use serde_json::Value;
 
-use super::{Findings, Subject};
-use crate::engine::Action;
+use super::{Findings, Rule, Subject};
+use crate::decision::Action;
+use crate::k8s::host_path::{covers, normalize};
 use crate::policy::HostPathAllow;
 
-pub const RULE: &str = "hostPath";
+pub const NAME: &str = "hostPath";
 
-/// Normalises an absolute path lexically; `None` when it is not absolute.
-pub fn normalize(path: &str) -> Option<String> {
-    if !path.starts_with('/') {
-        return None;
-    }
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            p => parts.push(p),
-        }
-    }
-    Some(format!("/{}", parts.join("/")))
-}
+pub const RULE: Rule = Rule {
+    name: NAME,
+    gpu_only: false,
+    codes: &[
+        "HOSTPATH_IMAGE_NOT_ALLOWED",
+        "HOSTPATH_INVALID",
+        "HOSTPATH_NAMESPACE_NOT_ALLOWED",
+        "HOSTPATH_NOT_ALLOWED",
+    ],
+    spec: |rules| &rules.host_path,
+    check,
+};
 
-/// Whether `path` (normalised) is `allowed` or below it.
-fn covers(allowed: &str, path: &str) -> bool {
-    path == allowed || path.strip_prefix(allowed).is_some_and(|rest| rest.starts_with('/'))
-}
-
-pub fn check(subject: &Subject<'_>, out: &mut Findings) {
-    let rules = &subject.policy.spec().rules.host_path;
-    let Some(action) = subject.active(rules.action, &rules.exempt_namespaces) else {
-        return;
-    };
+fn check(subject: &Subject<'_>, action: Action, out: &mut Findings) {
     let Some(Value::Array(volumes)) = subject.spec.get("volumes") else {
         return;
     };
@@ -53,7 +40,7 @@ pub fn check(subject: &Subject<'_>, out: &mut Findings) {
         let raw = host_path.get("path").and_then(Value::as_str).unwrap_or("");
         let Some(path) = normalize(raw) else {
             let message = format!("hostPath path `{raw}` is not an absolute path");
-            out.violation(action, RULE, "HOSTPATH_INVALID", field, message);
+            out.violation(action, NAME, "HOSTPATH_INVALID", field, message);
             continue;
         };
         let shown = if path == raw {
@@ -74,12 +61,12 @@ pub fn check(subject: &Subject<'_>, out: &mut Findings) {
                     only.join(", ")
                 )
             };
-            out.violation(action, RULE, "HOSTPATH_NOT_ALLOWED", field, message);
+            out.violation(action, NAME, "HOSTPATH_NOT_ALLOWED", field, message);
             continue;
         };
         let labelled = allow.namespace_label.as_ref().is_some_and(|l| {
             subject
-                .policy
+                .effective
                 .cluster()
                 .is_some_and(|f| f.namespace_has_label(subject.namespace, &l.key, &l.value))
         });
@@ -95,7 +82,7 @@ pub fn check(subject: &Subject<'_>, out: &mut Findings) {
                 ns.join(", "),
                 subject.namespace
             );
-            out.violation(action, RULE, "HOSTPATH_NAMESPACE_NOT_ALLOWED", field, message);
+            out.violation(action, NAME, "HOSTPATH_NAMESPACE_NOT_ALLOWED", field, message);
             continue;
         }
         let name = volume.get("name").and_then(Value::as_str).unwrap_or("");
@@ -132,45 +119,12 @@ fn check_images(
                 );
                 out.violation(
                     action,
-                    RULE,
+                    NAME,
                     "HOSTPATH_IMAGE_NOT_ALLOWED",
                     subject.field(&format!("{list}[{i}].image")),
                     message,
                 );
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn normalisation_table() {
-        let cases = [
-            ("/dev/bus/usb", Some("/dev/bus/usb")),
-            ("/dev/bus/usb/", Some("/dev/bus/usb")),
-            ("//dev/bus/usb", Some("/dev/bus/usb")),
-            ("/dev//bus/./usb", Some("/dev/bus/usb")),
-            ("/dev/bus/usb/../../etc", Some("/dev/etc")),
-            ("/dev/bus/usb/001/002", Some("/dev/bus/usb/001/002")),
-            ("/../..", Some("/")),
-            ("/", Some("/")),
-            ("dev/bus/usb", None),
-            ("", None),
-        ];
-        for (input, want) in cases {
-            assert_eq!(normalize(input).as_deref(), want, "{input}");
-        }
-    }
-
-    #[test]
-    fn covers_only_the_path_and_below() {
-        assert!(covers("/dev/bus/usb", "/dev/bus/usb"));
-        assert!(covers("/dev/bus/usb", "/dev/bus/usb/001"));
-        assert!(!covers("/dev/bus/usb", "/dev/bus/usbx"));
-        assert!(!covers("/dev/bus/usb", "/dev/bus"));
-        assert!(!covers("/dev/bus/usb", "/"));
     }
 }

@@ -7,23 +7,29 @@
 
 use serde_json::{Value, json};
 
-use super::{Findings, Fix, Subject, add};
-use crate::workload::json_type;
+use super::{Findings, Fix, Rule, Subject, add};
+use crate::decision::Action;
+use crate::k8s::json_type;
 
-pub const RULE: &str = "placement";
+pub const NAME: &str = "placement";
 
-pub fn check(subject: &Subject<'_>, out: &mut Findings) {
+pub const RULE: Rule = Rule {
+    name: NAME,
+    gpu_only: true,
+    codes: &["FIELD_INVALID", "PLACEMENT_CONFLICT", "PLACEMENT_MISSING"],
+    spec: |rules| &rules.placement,
+    check,
+};
+
+fn check(subject: &Subject<'_>, action: Action, out: &mut Findings) {
     let rules = &subject.policy.spec().rules.placement;
-    let Some(action) = subject.active(rules.action, &rules.exempt_namespaces) else {
-        return;
-    };
     let (key, want) = (&rules.node_selector.key, &rules.node_selector.value);
     affinity_conflict(subject, out, action, key, want);
     let summary = format!("nodeSelector {key}={want}");
     match subject.spec.get("nodeSelector") {
         None | Some(Value::Null) => out.fixes.push(Fix {
             code: "PLACEMENT_MISSING",
-            rule: RULE,
+            rule: NAME,
             path: subject.field("nodeSelector"),
             summary,
             ops: vec![add(subject.pointer(&["nodeSelector"]), json!({ key.as_str(): want }))],
@@ -32,7 +38,7 @@ pub fn check(subject: &Subject<'_>, out: &mut Findings) {
         Some(Value::Object(selector)) => match selector.get(key.as_str()) {
             None => out.fixes.push(Fix {
                 code: "PLACEMENT_MISSING",
-                rule: RULE,
+                rule: NAME,
                 path: subject.field(&format!("nodeSelector.{key}")),
                 summary,
                 ops: vec![add(subject.pointer(&["nodeSelector", key]), json!(want))],
@@ -46,7 +52,7 @@ pub fn check(subject: &Subject<'_>, out: &mut Findings) {
                 );
                 out.violation(
                     action,
-                    RULE,
+                    NAME,
                     "PLACEMENT_CONFLICT",
                     subject.field(&format!("nodeSelector.{key}")),
                     message,
@@ -55,7 +61,7 @@ pub fn check(subject: &Subject<'_>, out: &mut Findings) {
         },
         Some(other) => {
             let message = format!("nodeSelector must be a map of labels, found {}", json_type(other));
-            out.violation(action, RULE, "FIELD_INVALID", subject.field("nodeSelector"), message);
+            out.violation(action, NAME, "FIELD_INVALID", subject.field("nodeSelector"), message);
         }
     }
 }
@@ -97,6 +103,6 @@ fn affinity_conflict(subject: &Subject<'_>, out: &mut Findings, action: crate::e
         );
         let path =
             subject.field("affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms");
-        out.violation(action, RULE, "PLACEMENT_CONFLICT", path, message);
+        out.violation(action, NAME, "PLACEMENT_CONFLICT", path, message);
     }
 }

@@ -11,17 +11,29 @@
 
 use serde_json::{Value, json};
 
-use super::{Findings, Fix, Subject, add};
+use super::{Findings, Fix, Rule, Subject, add};
+use crate::decision::Action;
+use crate::k8s::json_type;
 use crate::policy::ResolvedClass;
-use crate::workload::json_type;
 
-pub const RULE: &str = "priority";
+pub const NAME: &str = "priority";
 
-pub fn check(subject: &Subject<'_>, out: &mut Findings) {
+pub const RULE: Rule = Rule {
+    name: NAME,
+    gpu_only: true,
+    codes: &[
+        "FIELD_INVALID",
+        "PRIORITY_CLASS_NOT_ALLOWED",
+        "PRIORITY_CLASS_NOT_FOUND",
+        "PRIORITY_MISSING",
+        "PRIORITY_VALUE_MISMATCH",
+    ],
+    spec: |rules| &rules.priority,
+    check,
+};
+
+fn check(subject: &Subject<'_>, action: Action, out: &mut Findings) {
     let rules = &subject.policy.spec().rules.priority;
-    let Some(action) = subject.active(rules.action, &rules.exempt_namespaces) else {
-        return;
-    };
     match subject.spec.get("priorityClassName") {
         None | Some(Value::Null) => missing(subject, out, action),
         Some(Value::String(name)) if name.is_empty() => missing(subject, out, action),
@@ -35,13 +47,13 @@ pub fn check(subject: &Subject<'_>, out: &mut Findings) {
                 );
                 out.violation(
                     action,
-                    RULE,
+                    NAME,
                     "PRIORITY_CLASS_NOT_ALLOWED",
                     subject.field("priorityClassName"),
                     message,
                 );
             } else {
-                match subject.policy.resolve_priority_class(name) {
+                match subject.effective.resolve_priority_class(name) {
                     None => not_found(subject, out, action, name),
                     Some(class) if subject.is_pod => mismatched_values(subject, out, action, &class),
                     Some(_) => {}
@@ -52,7 +64,7 @@ pub fn check(subject: &Subject<'_>, out: &mut Findings) {
             let message = format!("priorityClassName must be a string, found {}", json_type(other));
             out.violation(
                 action,
-                RULE,
+                NAME,
                 "FIELD_INVALID",
                 subject.field("priorityClassName"),
                 message,
@@ -61,9 +73,9 @@ pub fn check(subject: &Subject<'_>, out: &mut Findings) {
     }
 }
 
-fn missing(subject: &Subject<'_>, out: &mut Findings, action: crate::engine::Action) {
+fn missing(subject: &Subject<'_>, out: &mut Findings, action: Action) {
     let name = subject.policy.default_priority_class(subject.namespace);
-    let Some(class) = subject.policy.resolve_priority_class(name) else {
+    let Some(class) = subject.effective.resolve_priority_class(name) else {
         return not_found(subject, out, action, name);
     };
     let mut ops = vec![add(subject.pointer(&["priorityClassName"]), json!(class.name))];
@@ -78,7 +90,7 @@ fn missing(subject: &Subject<'_>, out: &mut Findings, action: crate::engine::Act
     }
     out.fixes.push(Fix {
         code: "PRIORITY_MISSING",
-        rule: RULE,
+        rule: NAME,
         path: subject.field("priorityClassName"),
         summary,
         ops,
@@ -86,24 +98,24 @@ fn missing(subject: &Subject<'_>, out: &mut Findings, action: crate::engine::Act
     });
 }
 
-/// A Pod whose class is right but whose resolved values are not (the Priority plugin would
-/// refuse it): set them to the class's.
 /// The class does not exist in the cluster: the Priority plugin would refuse the pod later, with
 /// a less helpful message.
-fn not_found(subject: &Subject<'_>, out: &mut Findings, action: crate::engine::Action, name: &str) {
+fn not_found(subject: &Subject<'_>, out: &mut Findings, action: Action, name: &str) {
     let message = format!(
         "PriorityClass `{name}` does not exist in the cluster: create it (deploy/ ships the seed's classes) or use an existing allowed class"
     );
     out.violation(
         action,
-        RULE,
+        NAME,
         "PRIORITY_CLASS_NOT_FOUND",
         subject.field("priorityClassName"),
         message,
     );
 }
 
-fn mismatched_values(subject: &Subject<'_>, out: &mut Findings, action: crate::engine::Action, class: &ResolvedClass) {
+/// A Pod whose class is right but whose resolved values are not (the Priority plugin would
+/// refuse it): set them to the class's.
+fn mismatched_values(subject: &Subject<'_>, out: &mut Findings, action: Action, class: &ResolvedClass) {
     let mut ops = Vec::new();
     let present = |field: &str| subject.spec.get(field).filter(|v| !v.is_null());
     if present("priority").is_some_and(|found| found.as_i64() != Some(i64::from(class.value))) {
@@ -122,7 +134,7 @@ fn mismatched_values(subject: &Subject<'_>, out: &mut Findings, action: crate::e
         );
         out.fixes.push(Fix {
             code: "PRIORITY_VALUE_MISMATCH",
-            rule: RULE,
+            rule: NAME,
             path: subject.field("priority"),
             summary,
             ops,

@@ -5,18 +5,25 @@
 //! Codes: `SLICES_INVALID_QUANTITY`, `SLICES_CONTAINER_EXCEEDED`, `SLICES_POD_EXCEEDED`,
 //! `GPU_RESOURCE_NOT_OFFERED`, `CLUSTER_STATE_UNAVAILABLE`.
 
-use super::{Findings, Subject};
+use super::{Findings, Rule, Subject};
+use crate::cluster::NodeLimits as Limits;
+use crate::decision::Action;
 
-pub const RULE: &str = "slices";
+pub const NAME: &str = "slices";
 
-/// The limits for one resource, with the reason for messages.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Limits {
-    pub per_container: u64,
-    pub per_container_reason: String,
-    pub per_pod: u64,
-    pub per_pod_reason: String,
-}
+pub const RULE: Rule = Rule {
+    name: NAME,
+    gpu_only: false,
+    codes: &[
+        "CLUSTER_STATE_UNAVAILABLE",
+        "GPU_RESOURCE_NOT_OFFERED",
+        "SLICES_CONTAINER_EXCEEDED",
+        "SLICES_INVALID_QUANTITY",
+        "SLICES_POD_EXCEEDED",
+    ],
+    spec: |rules| &rules.slices,
+    check,
+};
 
 /// Limits from the policy's `gpu` section, for its time-sliced resource.
 pub fn policy_limits(subject: &Subject<'_>) -> Limits {
@@ -41,30 +48,26 @@ pub fn policy_limits(subject: &Subject<'_>) -> Limits {
 
 /// Limits for `resource`, or `None` when no GPU node offers it.
 fn limits_for(subject: &Subject<'_>, resource: &str) -> Option<Limits> {
-    match subject.policy.cluster() {
-        Some(facts) => facts.limits(resource).map(|l| Limits {
-            per_container: l.per_container,
-            per_container_reason: l.per_container_reason,
-            per_pod: l.per_pod,
-            per_pod_reason: l.per_pod_reason,
-        }),
+    match subject.effective.cluster() {
+        Some(facts) => facts.limits(resource),
         None => (resource == subject.policy.shared_resource_name()).then(|| policy_limits(subject)),
     }
 }
 
-pub fn check(subject: &Subject<'_>, out: &mut Findings) {
-    let rules = &subject.policy.spec().rules.slices;
+/// Called when either action is on: `action` (the slice limits) may be `off` while
+/// `unknownResourceAction` is not.
+fn check(subject: &Subject<'_>, action: Action, out: &mut Findings) {
     let usage = &subject.gpu;
-    let cluster = subject.policy.cluster();
-    if let Some(action) = subject.active(rules.action, &rules.exempt_namespaces) {
+    let cluster = subject.effective.cluster();
+    if action != Action::Off {
         if cluster.is_some_and(|f| !f.synced) && usage.is_gpu_workload() {
             let message = "the cluster's GPU nodes and device-plugin config have not been read yet, and cluster.unsyncedAction is deny: retry shortly".to_string();
-            out.violation(action, RULE, "CLUSTER_STATE_UNAVAILABLE", subject.field(""), message);
+            out.violation(action, NAME, "CLUSTER_STATE_UNAVAILABLE", subject.field(""), message);
             return;
         }
         for (path, err) in &usage.invalid {
             let message = format!("{err}; a GPU count must be a whole, non-negative number such as 1 or \"2\"");
-            out.violation(action, RULE, "SLICES_INVALID_QUANTITY", path.clone(), message);
+            out.violation(action, NAME, "SLICES_INVALID_QUANTITY", path.clone(), message);
         }
         for resource in subject.policy.gpu_resource_names() {
             let asks = || usage.containers.iter().flat_map(|c| c.asks.iter().map(move |a| (c, a)));
@@ -88,7 +91,7 @@ pub fn check(subject: &Subject<'_>, out: &mut Findings) {
                     limits.per_container_reason,
                     limits.per_container
                 );
-                out.violation(action, RULE, "SLICES_CONTAINER_EXCEEDED", ask.path.clone(), message);
+                out.violation(action, NAME, "SLICES_CONTAINER_EXCEEDED", ask.path.clone(), message);
             }
             let pod = usage.effective_pod_request(&resource);
             if pod > limits.per_pod {
@@ -96,7 +99,7 @@ pub fn check(subject: &Subject<'_>, out: &mut Findings) {
                     "the pod's effective request is {pod} {resource} (app containers plus sidecars, or the largest init container); at most {} fit on one node ({}): split the work across pods",
                     limits.per_pod, limits.per_pod_reason
                 );
-                out.violation(action, RULE, "SLICES_POD_EXCEEDED", subject.field(""), message);
+                out.violation(action, NAME, "SLICES_POD_EXCEEDED", subject.field(""), message);
             }
         }
     }
@@ -112,7 +115,7 @@ fn not_offered(subject: &Subject<'_>, out: &mut Findings, path: String, name: &s
     let Some(action) = subject.active(rules.unknown_resource_action, &rules.exempt_namespaces) else {
         return;
     };
-    let offered = match subject.policy.cluster() {
+    let offered = match subject.effective.cluster() {
         Some(facts) => {
             let mut names: Vec<&str> = facts
                 .gpu_nodes
@@ -126,5 +129,5 @@ fn not_offered(subject: &Subject<'_>, out: &mut Findings, path: String, name: &s
         None => subject.policy.shared_resource_name(),
     };
     let message = format!("no GPU node offers `{name}` (only {offered}): the pod would stay Pending");
-    out.violation(action, RULE, "GPU_RESOURCE_NOT_OFFERED", path, message);
+    out.violation(action, NAME, "GPU_RESOURCE_NOT_OFFERED", path, message);
 }

@@ -4,17 +4,23 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{Findings, Fix, Subject, add};
+use super::{Findings, Fix, Rule, Subject, add};
+use crate::decision::Action;
+use crate::k8s::json_type;
 use crate::policy::file::TaintSpec;
-use crate::workload::json_type;
 
-pub const RULE: &str = "tolerations";
+pub const NAME: &str = "tolerations";
 
-pub fn check(subject: &Subject<'_>, out: &mut Findings) {
+pub const RULE: Rule = Rule {
+    name: NAME,
+    gpu_only: true,
+    codes: &["FIELD_INVALID", "TOLERATION_MISSING"],
+    spec: |rules| &rules.tolerations,
+    check,
+};
+
+fn check(subject: &Subject<'_>, action: Action, out: &mut Findings) {
     let rules = &subject.policy.spec().rules.tolerations;
-    let Some(action) = subject.active(rules.action, &rules.exempt_namespaces) else {
-        return;
-    };
     let taint = &rules.taint;
     let wanted = json!({ "key": taint.key, "operator": "Exists", "effect": taint.effect });
     let summary = format!("toleration {}:{} (operator Exists)", taint.key, taint.effect);
@@ -34,13 +40,13 @@ pub fn check(subject: &Subject<'_>, out: &mut Findings) {
         }
         Some(other) => {
             let message = format!("tolerations must be a list, found {}", json_type(other));
-            out.violation(action, RULE, "FIELD_INVALID", subject.field("tolerations"), message);
+            out.violation(action, NAME, "FIELD_INVALID", subject.field("tolerations"), message);
             return;
         }
     };
     out.fixes.push(Fix {
         code: "TOLERATION_MISSING",
-        rule: RULE,
+        rule: NAME,
         path,
         summary,
         ops: vec![op],

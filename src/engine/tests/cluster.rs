@@ -40,13 +40,13 @@ fn objects() -> Vec<Value> {
     ]
 }
 
-fn cluster_policy(objects: &[Value], edit: impl FnOnce(&mut Value)) -> Policy {
+fn cluster_policy(objects: &[Value], edit: impl FnOnce(&mut Value)) -> Effective {
     let base = policy_with(|s| {
         s["cluster"]["defaultConfig"] = json!("any");
         edit(s)
     });
-    let facts = ClusterFacts::from_objects(base.spec(), objects);
-    base.with_cluster(Arc::new(facts))
+    let facts = ClusterFacts::from_objects(base.policy().spec(), objects);
+    base.with_facts(Arc::new(facts))
 }
 
 #[test]
@@ -71,7 +71,7 @@ fn facts_are_read_from_the_objects() {
 #[test]
 fn slice_limits_follow_the_device_plugin_config() {
     let p = cluster_policy(&objects(), |_| {});
-    let codes_for = |p: &Policy, n: u64| {
+    let codes_for = |p: &Effective, n: u64| {
         codes(&run(
             p,
             &pod("default", compliant_spec(json!([gpu(json!(n))]))),
@@ -215,7 +215,7 @@ fn a_namespace_label_switches_coral_on() {
 fn never_synced_caches_deny_or_fall_back() {
     let unsynced = |action: &str| {
         let base = policy_with(|s| s["cluster"]["unsyncedAction"] = json!(action));
-        base.with_cluster(Arc::new(ClusterFacts::default()))
+        base.with_facts(Arc::new(ClusterFacts::default()))
     };
     let obj = pod("default", compliant_spec(json!([gpu(json!(4))])));
     let d = run(&unsynced("deny"), &obj, Stage::Validate);

@@ -2,10 +2,11 @@
 
 use serde_json::{Value, json};
 
-use super::{Action, Context, Decision, Operation, Outcome, Stage, evaluate};
+use super::{Action, Context, Decision, Effective, Operation, Outcome, Stage, evaluate};
 use crate::policy::Policy;
 
 mod cluster;
+mod codes;
 mod host_path;
 mod placement;
 mod priority;
@@ -16,16 +17,16 @@ mod tolerations;
 
 // === fixtures ===
 
-pub fn default_policy() -> Policy {
-    Policy::embedded_default().expect("embedded default policy loads")
+pub fn default_policy() -> Effective {
+    Effective::new(Policy::embedded_default().expect("embedded default policy loads"))
 }
 
 /// The default policy with `edit` applied to its YAML form.
-pub fn policy_with(edit: impl FnOnce(&mut Value)) -> Policy {
-    let mut spec = serde_json::to_value(default_policy().spec()).unwrap();
+pub fn policy_with(edit: impl FnOnce(&mut Value)) -> Effective {
+    let mut spec = serde_json::to_value(default_policy().policy().spec()).unwrap();
     edit(&mut spec);
     let spec = serde_json::from_value(spec).unwrap();
-    Policy::from_spec(spec, "test").expect("test policy is valid")
+    Effective::new(Policy::from_spec(spec, "test").expect("test policy is valid"))
 }
 
 pub fn pod(ns: &str, spec: Value) -> Value {
@@ -60,18 +61,17 @@ pub fn compliant_spec(containers: Value) -> Value {
     })
 }
 
-pub fn run(policy: &Policy, object: &Value, stage: Stage) -> Decision {
+pub fn run(policy: &Effective, object: &Value, stage: Stage) -> Decision {
     run_op(policy, object, stage, Operation::Create)
 }
 
-pub fn run_op(policy: &Policy, object: &Value, stage: Stage, operation: Operation) -> Decision {
+pub fn run_op(policy: &Effective, object: &Value, stage: Stage, operation: Operation) -> Decision {
     evaluate(
         policy,
         object,
         &Context {
-            namespace: "default",
             operation,
-            stage,
+            ..Context::create("default", stage)
         },
     )
 }

@@ -2,7 +2,7 @@ use serde_json::json;
 
 use super::*;
 
-fn slice_codes(policy: &Policy, spec: Value) -> Vec<&'static str> {
+fn slice_codes(policy: &Effective, spec: Value) -> Vec<&'static str> {
     let d = run(policy, &pod("default", spec), Stage::Validate);
     d.violations
         .iter()

@@ -3,6 +3,7 @@
 use serde_json::json;
 
 use super::*;
+use crate::decision::SkipReason;
 
 #[test]
 fn mutate_patches_pods_on_create_only() {
@@ -63,13 +64,19 @@ fn exempt_namespaces_and_unknown_kinds_are_untouched() {
     let bad = json!({"containers": [gpu(json!(99))], "volumes": [{"name": "r", "hostPath": {"path": "/"}}]});
     for ns in ["kube-system", "gpu-operator", "gpu-admission"] {
         let d = run(&p, &pod(ns, bad.clone()), Stage::Offline);
-        assert!(d.covered && d.patch.0.is_empty() && d.violations.is_empty(), "{ns}");
+        assert!(
+            d.skipped == Some(SkipReason::ExemptNamespace) && d.patch.0.is_empty() && d.violations.is_empty(),
+            "{ns}"
+        );
     }
     let service = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {}});
     let old = json!({"apiVersion": "extensions/v1beta1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {"template": {"spec": bad}}});
     for obj in [service, old, json!({}), json!([1, 2]), json!("pod")] {
         let d = run(&p, &obj, Stage::Validate);
-        assert!(!d.covered && d.outcome() == Outcome::Allowed, "{obj}");
+        assert!(
+            d.skipped == Some(SkipReason::NotCovered) && d.outcome() == Outcome::Allowed,
+            "{obj}"
+        );
     }
 }
 
@@ -78,11 +85,7 @@ fn namespace_comes_from_the_object_then_the_context() {
     let p = default_policy();
     let mut obj = pod("ai", json!({"containers": [gpu(json!(1))]}));
     obj["metadata"].as_object_mut().unwrap().remove("namespace");
-    let ctx = Context {
-        namespace: "ai",
-        operation: Operation::Create,
-        stage: Stage::Mutate,
-    };
+    let ctx = Context::create("ai", Stage::Mutate);
     let d = evaluate(&p, &obj, &ctx);
     assert_eq!(patched(&obj, &d)["spec"]["priorityClassName"], json!("high-priority"));
 }

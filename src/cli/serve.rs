@@ -3,10 +3,11 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::time::Duration;
 
-use super::{ServerConfig, start};
+use super::{CliError, Done, PolicyFlags};
+use crate::certs::{CertError, DevFiles};
+use crate::server::{ClusterSource, ServerConfig, shutdown, start, tls};
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -43,12 +44,8 @@ pub struct ServeArgs {
     /// Serve only clients presenting a certificate issued by this CA (mTLS).
     #[arg(long, env = "GPU_ADMISSION_CLIENT_CA", value_name = "FILE")]
     pub client_ca: Option<PathBuf>,
-    /// Policy file (default: the embedded default policy); reloaded when it changes.
-    #[arg(long, env = "GPU_ADMISSION_POLICY", value_name = "FILE")]
-    pub policy: Option<PathBuf>,
-    /// Device-plugin time-slicing config overriding `gpu.timeSlicing`; reloaded when it changes.
-    #[arg(long, env = "GPU_ADMISSION_TIME_SLICING", value_name = "FILE")]
-    pub time_slicing: Option<PathBuf>,
+    #[command(flatten)]
+    pub policy: PolicyFlags,
     /// Log format (one line per review either way). Filter with RUST_LOG (default `info`).
     #[arg(long, env = "GPU_ADMISSION_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -90,28 +87,25 @@ pub struct ServeArgs {
 
 /// `gpu-admission serve`: exit 0 after a graceful shutdown, 1 if the server cannot start,
 /// 2 if the policy or the --dev certificates cannot be loaded.
-pub fn run(args: ServeArgs) -> ExitCode {
+pub fn run(args: ServeArgs) -> Result<Done, CliError> {
     init_logging(args.log_format);
-    let _ = super::tls::provider();
+    let _ = tls::provider();
 
     // A policy mistake is the operator's: say so now rather than serve unready.
-    if let Err(error) = crate::policy::Policy::load_files(args.policy.as_deref(), args.time_slicing.as_deref()) {
+    if let Err(error) = args.policy.load() {
         tracing::error!(%error, "cannot load the policy");
-        eprintln!("error: {error}");
-        return ExitCode::from(2);
+        return Err(error);
     }
     let (cert, key, dev) = match (&args.tls_cert, &args.tls_key, args.dev) {
         (_, _, true) => match dev_certs(&args.dev_dir, &args.dev_hosts) {
             Ok((files, dir)) => (files.cert.clone(), files.key.clone(), Some((files, dir))),
-            Err(e) => {
-                eprintln!("error: --dev: {e}");
-                return ExitCode::from(2);
-            }
+            Err(e) => return Err(CliError::Input(format!("--dev: {e}"))),
         },
         (Some(c), Some(k), false) => (c.clone(), k.clone(), None),
         _ => {
-            eprintln!("error: --tls-cert and --tls-key are required (or --dev)");
-            return ExitCode::from(2);
+            return Err(CliError::Input(
+                "--tls-cert and --tls-key are required (or --dev)".into(),
+            ));
         }
     };
 
@@ -119,15 +113,15 @@ pub fn run(args: ServeArgs) -> ExitCode {
     config.listen = args.listen;
     config.admin_listen = args.admin_listen;
     config.client_ca = args.client_ca.clone();
-    config.policy = args.policy.clone();
-    config.time_slicing = args.time_slicing.clone();
+    config.policy = args.policy.policy.clone();
+    config.time_slicing = args.policy.time_slicing.clone();
     config.max_body_bytes = args.max_body_bytes;
     config.header_timeout = Duration::from_millis(args.header_timeout_ms.max(1));
     config.body_timeout = Duration::from_millis(args.body_timeout_ms.max(1));
     config.shutdown_grace = Duration::from_millis(args.shutdown_grace_ms);
     config.reload_poll = Duration::from_millis(args.reload_poll_ms.max(10));
     if args.cluster {
-        config.cluster = Some(super::ClusterSource {
+        config.cluster = Some(ClusterSource {
             kubeconfig: args.kubeconfig.clone(),
         });
     }
@@ -135,25 +129,21 @@ pub fn run(args: ServeArgs) -> ExitCode {
 
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(e) => return Err(CliError::Failed(format!("cannot start the async runtime: {e}"))),
     };
     let code = runtime.block_on(async move {
         let server = match start(config).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, "cannot start");
-                eprintln!("error: {e}");
-                return ExitCode::from(1);
+                return Err(CliError::Failed(e.to_string()));
             }
         };
         if let Some((files, dir)) = &dev {
             print_dev_banner(files, dir, server.addr, server.admin_addr);
         }
         let handle = server.shutdown_handle();
-        let signal = super::shutdown::signal().await;
+        let signal = shutdown::signal().await;
         tracing::info!(
             signal,
             grace_ms = grace.as_millis() as u64,
@@ -161,7 +151,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
         );
         handle.trigger();
         server.wait().await;
-        ExitCode::SUCCESS
+        Ok(Done::Clean)
     });
     runtime.shutdown_timeout(Duration::from_millis(100));
     code
@@ -182,7 +172,7 @@ fn init_logging(format: LogFormat) {
 }
 
 /// `--dev`: certificates in `dir` (or a temporary directory if `dir` cannot be written).
-fn dev_certs(dir: &Path, hosts: &[String]) -> Result<(crate::certs::DevFiles, PathBuf), crate::certs::CertError> {
+fn dev_certs(dir: &Path, hosts: &[String]) -> Result<(DevFiles, PathBuf), CertError> {
     match crate::certs::write_dev_certs(dir, hosts, 365, true) {
         Ok(files) => Ok((files, dir.to_path_buf())),
         Err(e) => {
@@ -193,7 +183,7 @@ fn dev_certs(dir: &Path, hosts: &[String]) -> Result<(crate::certs::DevFiles, Pa
     }
 }
 
-fn print_dev_banner(files: &crate::certs::DevFiles, dir: &Path, addr: SocketAddr, admin: SocketAddr) {
+fn print_dev_banner(files: &DevFiles, dir: &Path, addr: SocketAddr, admin: SocketAddr) {
     let host = |a: SocketAddr| {
         if a.ip().is_unspecified() || a.ip().is_loopback() {
             format!("localhost:{}", a.port())

@@ -5,6 +5,8 @@
 
 use serde_json::{Map, Value};
 
+use super::json_type;
+
 /// Where a kind keeps its pod spec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KindInfo {
@@ -135,16 +137,4 @@ pub fn extract(object: &Value) -> Option<Workload<'_>> {
         namespace,
         pod_spec,
     })
-}
-
-/// A short name for a JSON value's type, for messages.
-pub fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
 }

@@ -2,10 +2,26 @@
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
-use super::{Endpoint, encode, review};
-use crate::policy::Policy;
+use super::{CliError, Done, PolicyFlags};
+use crate::admission::{Endpoint, encode, review};
+use crate::engine::Effective;
+
+/// `--endpoint`: which webhook to answer as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EndpointArg {
+    Mutate,
+    Validate,
+}
+
+impl From<EndpointArg> for Endpoint {
+    fn from(arg: EndpointArg) -> Self {
+        match arg {
+            EndpointArg::Mutate => Endpoint::Mutate,
+            EndpointArg::Validate => Endpoint::Validate,
+        }
+    }
+}
 
 /// Evaluate one AdmissionReview exactly as the server would and print the response review.
 #[derive(Debug, Clone, clap::Args)]
@@ -14,14 +30,10 @@ pub struct ReviewArgs {
     #[arg(value_name = "FILE|-")]
     pub file: Option<PathBuf>,
     /// Which webhook to answer as.
-    #[arg(long, value_enum, default_value_t = Endpoint::Validate)]
-    pub endpoint: Endpoint,
-    /// Policy file (default: the embedded default policy).
-    #[arg(long, env = "GPU_ADMISSION_POLICY", value_name = "FILE")]
-    pub policy: Option<PathBuf>,
-    /// Device-plugin time-slicing config (ConfigMap or config file) overriding `gpu.timeSlicing`.
-    #[arg(long, env = "GPU_ADMISSION_TIME_SLICING", value_name = "FILE")]
-    pub time_slicing: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = EndpointArg::Validate)]
+    pub endpoint: EndpointArg,
+    #[command(flatten)]
+    pub policy: PolicyFlags,
     /// Print compact JSON (one line) instead of indented JSON.
     #[arg(long)]
     pub compact: bool,
@@ -29,22 +41,10 @@ pub struct ReviewArgs {
 
 /// Exit 0 with the response review on stdout; exit 2 with the error on stderr when the input,
 /// the policy or the time-slicing file is unusable.
-pub fn run_review_cmd(args: ReviewArgs) -> ExitCode {
-    let policy = match Policy::load_files(args.policy.as_deref(), args.time_slicing.as_deref()) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let body = match read_input(args.file.as_deref()) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    match review(&policy, args.endpoint, &body) {
+pub fn run(args: ReviewArgs) -> Result<Done, CliError> {
+    let effective = Effective::new(args.policy.load()?);
+    let body = read_input(args.file.as_deref()).map_err(CliError::Input)?;
+    match review(&effective, args.endpoint.into(), &body) {
         Ok((response, _summary)) => {
             let bytes = encode(&response);
             let text = if args.compact {
@@ -55,12 +55,11 @@ pub fn run_review_cmd(args: ReviewArgs) -> ExitCode {
                     .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned())
             };
             println!("{text}");
-            ExitCode::SUCCESS
+            Ok(Done::Clean)
         }
         Err(e) => {
-            eprintln!("error[{}]: {}", e.code, e.message);
             println!("{}", e.to_json());
-            ExitCode::from(2)
+            Err(CliError::Review(e))
         }
     }
 }

@@ -185,7 +185,7 @@ fn check_object(value: &Value) -> Result<(), String> {
     let Some(map) = value.as_object() else {
         return Err(format!(
             "expected a Kubernetes object, found {}",
-            crate::workload::json_type(value)
+            super::json_type(value)
         ));
     };
     for field in ["apiVersion", "kind"] {

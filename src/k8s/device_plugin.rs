@@ -1,16 +1,72 @@
-//! Time-slicing read from the NVIDIA device-plugin config, the source of truth, so that
-//! `replicas` is not typed twice. Three shapes are read:
+//! The NVIDIA device-plugin config, the source of truth for time-slicing, so that `replicas`
+//! is not typed twice. Three shapes are read:
 //! - a ConfigMap whose `data` keys each hold a device-plugin config (`version: v1`, `sharing`);
 //! - GPU Operator Helm values: `devicePlugin.config.sharing.timeSlicing` (the seed's shape), or
 //!   `devicePlugin.config.data.<key>` holding a device-plugin config, with `devicePlugin.config.default`;
 //! - a bare device-plugin config file.
 
+use std::fmt;
 use std::path::Path;
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::PolicyError;
-use super::file::TimeSlicingSpec;
+/// The node label that picks a device-plugin config key (a per-node profile).
+pub const CONFIG_LABEL: &str = "nvidia.com/device-plugin.config";
+
+/// The config key the device plugin uses when neither the node label nor a default names one
+/// (its `named` fallback strategy).
+pub const NAMED_FALLBACK: &str = "default";
+
+/// The device plugin's `sharing.timeSlicing`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TimeSlicingSpec {
+    /// Slices per physical GPU (1 = no time-slicing).
+    #[serde(default = "default_replicas")]
+    pub replicas: u32,
+    /// When true, shared GPUs are advertised as `<resourceName>.shared`.
+    #[serde(default)]
+    pub rename_by_default: bool,
+    /// When true, a container may ask for at most one shared GPU.
+    #[serde(default)]
+    pub fail_requests_greater_than_one: bool,
+}
+
+impl Default for TimeSlicingSpec {
+    fn default() -> Self {
+        Self {
+            replicas: default_replicas(),
+            rename_by_default: false,
+            fail_requests_greater_than_one: false,
+        }
+    }
+}
+
+fn default_replicas() -> u32 {
+    4
+}
+
+/// A device-plugin config that cannot be read: where (file, field path) and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub origin: String,
+    /// Field path inside the document (may be empty).
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}: {}", self.origin, self.message)
+        } else {
+            write!(f, "{}: field `{}`: {}", self.origin, self.path, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
 
 /// Time-slicing as read from a file.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,13 +83,18 @@ pub struct TimeSlicing {
 type Located = (String, String); // (field path, message)
 
 impl TimeSlicing {
-    pub fn load(path: &Path) -> Result<Self, PolicyError> {
-        let (text, origin) = super::read_file(path)?;
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            origin: origin.clone(),
+            path: String::new(),
+            message: format!("cannot read: {e}"),
+        })?;
         Self::from_yaml_str(&text, &origin)
     }
 
-    pub fn from_yaml_str(text: &str, origin: &str) -> Result<Self, PolicyError> {
-        let err = |(path, message): Located| PolicyError {
+    pub fn from_yaml_str(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let err = |(path, message): Located| ConfigError {
             origin: origin.to_string(),
             path,
             message,
@@ -84,10 +145,7 @@ fn pick_key(
     default: Option<&str>,
     field: &str,
 ) -> Result<(String, Value), Located> {
-    let key = match default
-        .map(str::to_string)
-        .or_else(|| crate::cluster::facts::fallback_config(data.keys()))
-    {
+    let key = match default.map(str::to_string).or_else(|| fallback_config(data.keys())) {
         Some(k) => k,
         None => {
             let keys: Vec<&str> = data.keys().map(String::as_str).collect();
@@ -171,4 +229,18 @@ fn read_config(config: &Value, prefix: &str) -> Result<(String, TimeSlicingSpec,
         fail_requests_greater_than_one,
     };
     Ok((name.to_string(), spec, field))
+}
+
+/// The key the device plugin's config-manager falls back to for a node without the label when no
+/// default is set, with the Helm chart's `fallbackStrategies: [named, single]`: the key named
+/// `default`, else the only key. A ConfigMap read offline chooses its key the same way.
+pub fn fallback_config<'a>(keys: impl IntoIterator<Item = &'a String>) -> Option<String> {
+    let keys: Vec<&String> = keys.into_iter().collect();
+    if keys.iter().any(|k| *k == NAMED_FALLBACK) {
+        return Some(NAMED_FALLBACK.to_string());
+    }
+    match keys.as_slice() {
+        [only] => Some((*only).clone()),
+        _ => None,
+    }
 }

@@ -1,0 +1,25 @@
+//! Kubernetes helpers: reading objects the way the API server and the device plugin read them.
+//!
+//! Depends only on the [`decision`](crate::decision) vocabulary. Nothing here knows the policy:
+//! workload extraction, quantities, host-path normalisation, the device-plugin config, YAML
+//! manifests and JSON type names.
+
+pub mod device_plugin;
+pub mod host_path;
+pub mod manifests;
+pub mod quantity;
+pub mod workload;
+
+use serde_json::Value;
+
+/// A short name for a JSON value's type, for messages.
+pub fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
