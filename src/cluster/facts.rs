@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use crate::k8s::device_plugin::{CONFIG_LABEL, TimeSlicing, TimeSlicingSpec, fallback_config};
 use crate::k8s::quantity;
+use crate::k8s::scheduling::{NodeView, Taint};
 use crate::policy::PolicySpec;
 
 /// A PriorityClass as the Priority plugin will resolve it.
@@ -19,6 +20,8 @@ pub struct PriorityClassFact {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GpuNode {
     pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub taints: Vec<Taint>,
     /// Device-plugin config key the node uses (its label, or the default).
     pub profile: Option<String>,
     /// Allocatable extended resources under the policy's vendor prefixes, as whole counts.
@@ -117,6 +120,8 @@ impl ClusterFacts {
                 .or_else(|| facts.default_config.clone());
             facts.gpu_nodes.push(GpuNode {
                 name: meta(node, "name").unwrap_or_default().to_string(),
+                labels: node_labels,
+                taints: taints(node),
                 profile,
                 allocatable,
             });
@@ -154,44 +159,17 @@ impl ClusterFacts {
     }
 
     /// Limits for `resource`: per container from the nodes' device-plugin profiles, per pod the
-    /// largest allocatable among GPU nodes. `None` when no GPU node offers it.
+    /// largest allocatable among GPU nodes. `None` when no GPU node offers it. The cluster-wide
+    /// bound; the engine decides per candidate node with [`ClusterFacts::node_limits`].
     pub fn limits(&self, resource: &str) -> Option<NodeLimits> {
+        self.limits_among(&self.gpu_nodes, resource)
+    }
+
+    /// [`ClusterFacts::limits`] over some of the GPU nodes: each bound from the node that is most
+    /// permissive in it, so a pod over a bound fits none of them.
+    pub fn limits_among<'a>(&self, nodes: impl IntoIterator<Item = &'a GpuNode>, resource: &str) -> Option<NodeLimits> {
         let mut best: Option<NodeLimits> = None;
-        for node in &self.gpu_nodes {
-            let Some(&allocatable) = node.allocatable.get(resource).filter(|c| **c > 0) else {
-                continue;
-            };
-            let profile = node.profile.as_deref().unwrap_or("none");
-            let (per_container, per_container_reason) = match self.node_time_slicing(node) {
-                Some(ts) if ts.replicas > 1 && ts.fail_requests_greater_than_one => (
-                    1,
-                    format!(
-                        "node {} uses device-plugin config `{profile}` with failRequestsGreaterThanOne",
-                        node.name
-                    ),
-                ),
-                Some(ts) if ts.replicas > 1 => (
-                    u64::from(ts.replicas),
-                    format!(
-                        "node {} uses device-plugin config `{profile}`: {} slices per GPU",
-                        node.name, ts.replicas
-                    ),
-                ),
-                _ => (
-                    allocatable,
-                    format!(
-                        "node {} has {allocatable} whole {resource} (no time-slicing)",
-                        node.name
-                    ),
-                ),
-            };
-            let per_container = per_container.min(allocatable);
-            let candidate = NodeLimits {
-                per_container,
-                per_container_reason,
-                per_pod: allocatable,
-                per_pod_reason: format!("node {} has {allocatable} {resource} allocatable", node.name),
-            };
+        for candidate in nodes.into_iter().filter_map(|n| self.node_limits(n, resource)) {
             best = Some(match best {
                 None => candidate,
                 Some(b) => NodeLimits {
@@ -213,6 +191,51 @@ impl ClusterFacts {
         best
     }
 
+    /// One node's limits for `resource`: per container from its device-plugin profile, per pod
+    /// its allocatable. `None` when the node does not offer it.
+    pub fn node_limits(&self, node: &GpuNode, resource: &str) -> Option<NodeLimits> {
+        let &allocatable = node.allocatable.get(resource).filter(|c| **c > 0)?;
+        let profile = node.profile.as_deref().unwrap_or("none");
+        let (per_container, per_container_reason) = match self.node_time_slicing(node) {
+            Some(ts) if ts.replicas > 1 && ts.fail_requests_greater_than_one => (
+                1,
+                format!(
+                    "node {} uses device-plugin config `{profile}` with failRequestsGreaterThanOne",
+                    node.name
+                ),
+            ),
+            Some(ts) if ts.replicas > 1 => (
+                u64::from(ts.replicas),
+                format!(
+                    "node {} uses device-plugin config `{profile}`: {} slices per GPU",
+                    node.name, ts.replicas
+                ),
+            ),
+            _ => (
+                allocatable,
+                format!(
+                    "node {} has {allocatable} whole {resource} (no time-slicing)",
+                    node.name
+                ),
+            ),
+        };
+        Some(NodeLimits {
+            per_container: per_container.min(allocatable),
+            per_container_reason,
+            per_pod: allocatable,
+            per_pod_reason: format!("node {} has {allocatable} {resource} allocatable", node.name),
+        })
+    }
+
+    /// What the scheduler's filter looks at on `node`.
+    pub fn view(node: &GpuNode) -> NodeView<'_> {
+        NodeView {
+            name: &node.name,
+            labels: &node.labels,
+            taints: &node.taints,
+        }
+    }
+
     /// Whether `namespace` carries `key=value`.
     pub fn namespace_has_label(&self, namespace: &str, key: &str, value: &str) -> bool {
         self.namespaces
@@ -227,6 +250,20 @@ fn meta<'a>(object: &'a Value, field: &str) -> Option<&'a str> {
         .get("metadata")
         .and_then(|m| m.get(field))
         .and_then(Value::as_str)
+}
+
+fn taints(node: &Value) -> Vec<Taint> {
+    let text = |t: &Value, f: &str| t.get(f).and_then(Value::as_str).unwrap_or("").to_string();
+    node.pointer("/spec/taints")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|t| Taint {
+            key: text(t, "key"),
+            value: text(t, "value"),
+            effect: text(t, "effect"),
+        })
+        .collect()
 }
 
 fn labels(object: &Value) -> BTreeMap<String, String> {

@@ -9,4 +9,4 @@ pub mod facts;
 pub mod state_dir;
 pub mod watch;
 
-pub use facts::{ClusterFacts, NodeLimits};
+pub use facts::{ClusterFacts, GpuNode, NodeLimits};

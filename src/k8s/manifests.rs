@@ -147,14 +147,14 @@ pub fn objects(source: &SourceFile) -> Result<Vec<ObjectRef<'_>>, InputError> {
             document: Some(document),
             message,
         };
-        check_object(value).map_err(err)?;
+        require_object_type(value).map_err(err)?;
         if is_list(value) {
             let items = value
                 .get("items")
                 .and_then(Value::as_array)
                 .ok_or_else(|| err("a List needs `items`".into()))?;
             for (i, item) in items.iter().enumerate() {
-                check_object(item).map_err(|m| err(format!("items[{i}]: {m}")))?;
+                require_object_type(item).map_err(|m| err(format!("items[{i}]: {m}")))?;
                 out.push(ObjectRef {
                     document,
                     item: Some(i),
@@ -181,7 +181,7 @@ pub fn is_list(value: &Value) -> bool {
         && value.get("items").is_some()
 }
 
-fn check_object(value: &Value) -> Result<(), String> {
+fn require_object_type(value: &Value) -> Result<(), String> {
     let Some(map) = value.as_object() else {
         return Err(format!(
             "expected a Kubernetes object, found {}",

@@ -8,6 +8,7 @@ pub mod device_plugin;
 pub mod host_path;
 pub mod manifests;
 pub mod quantity;
+pub mod scheduling;
 pub mod workload;
 
 use serde_json::Value;

@@ -183,6 +183,10 @@ pub struct SlicesSpec {
     /// What to do with a vendor resource (see `gpu.vendorPrefixes`) that no node offers.
     #[serde(default = "warn")]
     pub unknown_resource_action: Action,
+    /// With cluster facts: what to do with a GPU workload that no GPU node can take (its
+    /// nodeSelector, required affinity, nodeName or tolerations rule every one out).
+    #[serde(default = "deny")]
+    pub no_node_matches_action: Action,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -363,6 +367,7 @@ impl Default for SlicesSpec {
             action: deny(),
             exempt_namespaces: Vec::new(),
             unknown_resource_action: warn(),
+            no_node_matches_action: deny(),
         }
     }
 }

@@ -36,8 +36,10 @@ impl RuleSpec for SlicesSpec {
     fn exempt_namespaces(&self) -> &[String] {
         &self.exempt_namespaces
     }
-    /// The unknown-resource check runs even when the slice limits are off.
+    /// The unknown-resource and no-node checks run even when the slice limits are off.
     fn enabled(&self) -> bool {
-        self.action != Action::Off || self.unknown_resource_action != Action::Off
+        [self.action, self.unknown_resource_action, self.no_node_matches_action]
+            .iter()
+            .any(|a| *a != Action::Off)
     }
 }

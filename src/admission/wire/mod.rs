@@ -198,7 +198,7 @@ pub fn parse(body: &[u8]) -> Result<ParsedRequest, ReviewError> {
                 ),
             ));
         }
-        Some(Value::Object(map)) if evaluated => Some(check_object(Value::Object(map), &kind)?),
+        Some(Value::Object(map)) if evaluated => Some(object_matching_kind(Value::Object(map), &kind)?),
         Some(other) if evaluated => {
             return Err(ReviewError::new(
                 "object_not_an_object",
@@ -253,7 +253,7 @@ pub fn parse(body: &[u8]) -> Result<ParsedRequest, ReviewError> {
 
 /// The object must say what it is, and agree with `request.kind`. A missing `apiVersion`/`kind`
 /// is filled in from `request.kind` (the engine decides coverage from them).
-fn check_object(mut object: Value, kind: &GroupVersionKind) -> Result<Value, ReviewError> {
+fn object_matching_kind(mut object: Value, kind: &GroupVersionKind) -> Result<Value, ReviewError> {
     let api_version = if kind.group.is_empty() {
         kind.version.clone()
     } else {

@@ -15,6 +15,7 @@ use crate::k8s::workload::Workload;
 use crate::policy::Policy;
 use crate::policy::file::{RuleSpec, RulesSpec};
 
+pub mod candidates;
 pub mod gpu;
 pub mod host_path;
 pub mod placement;

@@ -1,12 +1,15 @@
 //! Rule `slices`: nobody asks for more GPU slices than time-slicing can give.
 //!
 //! Limits come from the policy file (`gpu.timeSlicing`, `gpu.gpusPerNode`), or, with cluster
-//! facts, from the device-plugin profile of each GPU node and its allocatable resources.
+//! facts, per candidate node: the GPU nodes the pod can land on (see [`super::candidates`]),
+//! each with the limits of its own device-plugin profile and allocatable. The pod is allowed when
+//! one candidate can host every container and the whole effective pod request.
 //! Codes: `SLICES_INVALID_QUANTITY`, `SLICES_CONTAINER_EXCEEDED`, `SLICES_POD_EXCEEDED`,
-//! `GPU_RESOURCE_NOT_OFFERED`, `CLUSTER_STATE_UNAVAILABLE`.
+//! `SLICES_NO_NODE_FITS`, `NO_GPU_NODE_MATCHES`, `GPU_RESOURCE_NOT_OFFERED`,
+//! `CLUSTER_STATE_UNAVAILABLE`.
 
-use super::{Findings, Rule, Subject};
-use crate::cluster::NodeLimits as Limits;
+use super::{Findings, Rule, Subject, candidates};
+use crate::cluster::{ClusterFacts, GpuNode, NodeLimits as Limits};
 use crate::decision::Action;
 
 pub const NAME: &str = "slices";
@@ -17,8 +20,10 @@ pub const RULE: Rule = Rule {
     codes: &[
         "CLUSTER_STATE_UNAVAILABLE",
         "GPU_RESOURCE_NOT_OFFERED",
+        "NO_GPU_NODE_MATCHES",
         "SLICES_CONTAINER_EXCEEDED",
         "SLICES_INVALID_QUANTITY",
+        "SLICES_NO_NODE_FITS",
         "SLICES_POD_EXCEEDED",
     ],
     spec: |rules| &rules.slices,
@@ -46,16 +51,8 @@ pub fn policy_limits(subject: &Subject<'_>) -> Limits {
     }
 }
 
-/// Limits for `resource`, or `None` when no GPU node offers it.
-fn limits_for(subject: &Subject<'_>, resource: &str) -> Option<Limits> {
-    match subject.effective.cluster() {
-        Some(facts) => facts.limits(resource),
-        None => (resource == subject.policy.shared_resource_name()).then(|| policy_limits(subject)),
-    }
-}
-
-/// Called when either action is on: `action` (the slice limits) may be `off` while
-/// `unknownResourceAction` is not.
+/// Called when any of the rule's actions is on: `action` (the slice limits) may be `off` while
+/// `unknownResourceAction` or `noNodeMatchesAction` is not.
 fn check(subject: &Subject<'_>, action: Action, out: &mut Findings) {
     let usage = &subject.gpu;
     let cluster = subject.effective.cluster();
@@ -69,18 +66,42 @@ fn check(subject: &Subject<'_>, action: Action, out: &mut Findings) {
             let message = format!("{err}; a GPU count must be a whole, non-negative number such as 1 or \"2\"");
             out.violation(action, NAME, "SLICES_INVALID_QUANTITY", path.clone(), message);
         }
+    }
+    // With cluster facts and GPU nodes: decide per candidate node.
+    let per_node = cluster.filter(|f| usage.is_gpu_workload() && !f.gpu_nodes.is_empty());
+    let candidates: Option<(&ClusterFacts, Vec<&GpuNode>)> = match per_node {
+        None => None,
+        Some(facts) => {
+            let judged = candidates::judge(subject, facts);
+            let fit: Vec<&GpuNode> = judged.iter().filter(|(_, v)| v.is_ok()).map(|(n, _)| *n).collect();
+            if fit.is_empty() {
+                no_node_matches(subject, out, &judged);
+                return;
+            }
+            Some((facts, fit))
+        }
+    };
+    if action != Action::Off {
+        let before = out.violations.len();
+        let mut asked_any = Vec::new();
         for resource in subject.policy.gpu_resource_names() {
             let asks = || usage.containers.iter().flat_map(|c| c.asks.iter().map(move |a| (c, a)));
             let mut asked = asks().filter(|(_, a)| a.resource == resource && a.count > 0).peekable();
             if asked.peek().is_none() {
                 continue;
             }
-            let Some(limits) = limits_for(subject, &resource) else {
+            let limits = match (&candidates, cluster) {
+                (Some((facts, nodes)), _) => facts.limits_among(nodes.iter().copied(), &resource),
+                (None, Some(facts)) => facts.limits(&resource),
+                (None, None) => limits_for(subject, &resource),
+            };
+            let Some(limits) = limits else {
                 for (_, ask) in asked {
                     not_offered(subject, out, ask.path.clone(), &resource);
                 }
                 continue;
             };
+            asked_any.push(resource.clone());
             for (c, ask) in asked.filter(|(_, a)| a.count > limits.per_container) {
                 let message = format!(
                     "container `{}` asks for {} {}; at most {} per container ({}): ask for {} or fewer",
@@ -102,12 +123,86 @@ fn check(subject: &Subject<'_>, action: Action, out: &mut Findings) {
                 out.violation(action, NAME, "SLICES_POD_EXCEEDED", subject.field(""), message);
             }
         }
+        // Every bound holds on some candidate, but perhaps not all on the same one.
+        if let Some((facts, nodes)) = &candidates
+            && out.violations.len() == before
+            && !asked_any.is_empty()
+        {
+            let why: Vec<String> = nodes
+                .iter()
+                .filter_map(|n| unfit(subject, facts, n, &asked_any))
+                .collect();
+            if why.len() == nodes.len() {
+                let message = format!(
+                    "no GPU node the pod can land on can host all of it: {}: ask for fewer slices, or pin the pod to a node that has them",
+                    candidates::list(&why)
+                );
+                out.violation(action, NAME, "SLICES_NO_NODE_FITS", subject.field(""), message);
+            }
+        }
     }
     for (path, name) in &usage.unknown {
         if !cluster.is_some_and(|f| f.offers(name)) {
             not_offered(subject, out, path.clone(), name);
         }
     }
+}
+
+/// Limits for `resource` from the policy's numbers, or `None` when it is not the shared resource.
+fn limits_for(subject: &Subject<'_>, resource: &str) -> Option<Limits> {
+    (resource == subject.policy.shared_resource_name()).then(|| policy_limits(subject))
+}
+
+/// Why `node` cannot host the pod, or `None` when it can.
+fn unfit(subject: &Subject<'_>, facts: &ClusterFacts, node: &GpuNode, resources: &[String]) -> Option<String> {
+    let usage = &subject.gpu;
+    for resource in resources {
+        let Some(limits) = facts.node_limits(node, resource) else {
+            return Some(format!("{} offers no {resource}", node.name));
+        };
+        if let Some(c) = usage
+            .containers
+            .iter()
+            .find(|c| c.count(resource) > limits.per_container)
+        {
+            return Some(format!(
+                "{}: container `{}` asks for {} {resource}, at most {} per container",
+                node.name,
+                c.name,
+                c.count(resource),
+                limits.per_container
+            ));
+        }
+        let pod = usage.effective_pod_request(resource);
+        if pod > limits.per_pod {
+            return Some(format!(
+                "{}: the pod asks for {pod} {resource}, {} allocatable",
+                node.name, limits.per_pod
+            ));
+        }
+    }
+    None
+}
+
+/// No GPU node can take the pod at all.
+fn no_node_matches(
+    subject: &Subject<'_>,
+    out: &mut Findings,
+    judged: &[(&GpuNode, Result<(), crate::k8s::scheduling::Mismatch>)],
+) {
+    let rules = &subject.policy.spec().rules.slices;
+    let Some(action) = subject.active(rules.no_node_matches_action, &rules.exempt_namespaces) else {
+        return;
+    };
+    let why: Vec<String> = judged
+        .iter()
+        .filter_map(|(n, v)| v.as_ref().err().map(|m| format!("{}: {m}", n.name)))
+        .collect();
+    let message = format!(
+        "no GPU node can take this GPU workload ({}): fix its nodeSelector, node affinity, nodeName or tolerations",
+        candidates::list(&why)
+    );
+    out.violation(action, NAME, "NO_GPU_NODE_MATCHES", subject.field(""), message);
 }
 
 fn not_offered(subject: &Subject<'_>, out: &mut Findings, path: String, name: &str) {

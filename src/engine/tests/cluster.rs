@@ -239,3 +239,136 @@ fn never_synced_caches_deny_or_fall_back() {
         "SLICES_CONTAINER_EXCEEDED"
     );
 }
+
+// === candidate nodes ===
+
+/// Two GPU nodes with different profiles: `big` (replicas 4, 8 allocatable) and `strict`
+/// (failRequestsGreaterThanOne, 16 allocatable), labelled `zone`.
+fn two_profiles() -> Vec<Value> {
+    let mut objects = vec![
+        node(
+            "big",
+            json!({"node-type": "gpu-worker", "zone": "a"}),
+            json!({"nvidia.com/gpu": "8"}),
+        ),
+        node(
+            "strict",
+            json!({"node-type": "gpu-worker", "zone": "b", "nvidia.com/device-plugin.config": "two"}),
+            json!({"nvidia.com/gpu": "16"}),
+        ),
+    ];
+    objects.extend(objects_without_nodes());
+    objects
+}
+
+fn objects_without_nodes() -> Vec<Value> {
+    objects().into_iter().filter(|o| o["kind"] != "Node").collect()
+}
+
+fn in_zone(spec: Value, zones: &[&str]) -> Value {
+    let mut spec = spec;
+    spec["affinity"] = json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "zone", "operator": "In", "values": zones}]}]}}});
+    spec
+}
+
+#[test]
+fn a_pod_that_fits_no_single_node_is_denied() {
+    // Per container, `big` allows 4; per pod, `strict` allows 16. Two containers of 4 (8 in all)
+    // pass both cluster-wide bounds, but `big` has 8... so take three: 12 > 8 on big, 4 > 1 on strict.
+    let p = cluster_policy(&two_profiles(), |_| {});
+    let three = json!([
+        named(gpu(json!(4)), "a"),
+        named(gpu(json!(4)), "b"),
+        named(gpu(json!(4)), "c")
+    ]);
+    let d = run(&p, &pod("default", compliant_spec(three)), Stage::Validate);
+    assert_eq!(codes(&d), vec!["SLICES_NO_NODE_FITS"], "{d:?}");
+    let message = &d.violations[0].message;
+    assert!(
+        message.contains("big: the pod asks for 12 nvidia.com/gpu, 8 allocatable"),
+        "{message}"
+    );
+    assert!(
+        message.contains("strict: container `a` asks for 4 nvidia.com/gpu, at most 1 per container"),
+        "{message}"
+    );
+    // Two containers of 4 fit on `big`.
+    let two = json!([named(gpu(json!(4)), "a"), named(gpu(json!(4)), "b")]);
+    assert_eq!(
+        codes(&run(&p, &pod("default", compliant_spec(two)), Stage::Validate)),
+        Vec::<&str>::new()
+    );
+}
+
+#[test]
+fn required_affinity_picks_the_profile_that_applies() {
+    let p = cluster_policy(&two_profiles(), |_| {});
+    let four = || compliant_spec(json!([gpu(json!(4))]));
+    let decide = |zones: &[&str]| codes(&run(&p, &pod("default", in_zone(four(), zones)), Stage::Validate));
+    assert_eq!(decide(&["a"]), Vec::<&str>::new(), "big gives 4 per container");
+    assert_eq!(decide(&["b"]), vec!["SLICES_CONTAINER_EXCEEDED"], "strict gives 1");
+    assert_eq!(decide(&["a", "b"]), Vec::<&str>::new(), "either node: big can host it");
+    let d = run(&p, &pod("default", in_zone(four(), &["b"])), Stage::Validate);
+    assert!(
+        d.violations[0]
+            .message
+            .contains("node strict uses device-plugin config `two`"),
+        "{:?}",
+        d.violations
+    );
+}
+
+#[test]
+fn no_gpu_node_matches() {
+    let p = cluster_policy(&two_profiles(), |_| {});
+    let d = run(
+        &p,
+        &pod("default", in_zone(compliant_spec(json!([gpu(json!(1))])), &["c"])),
+        Stage::Validate,
+    );
+    assert_eq!(codes(&d), vec!["NO_GPU_NODE_MATCHES"]);
+    assert!(
+        d.violations[0]
+            .message
+            .contains("big: the required node affinity excludes it"),
+        "{:?}",
+        d.violations
+    );
+    // A taint the pod does not tolerate rules a node out; the webhook's own toleration counts.
+    let mut tainted = two_profiles();
+    for n in tainted.iter_mut().filter(|o| o["kind"] == "Node") {
+        n["spec"] = json!({"taints": [{"key": "nvidia.com/gpu", "effect": "NoSchedule"}, {"key": "maintenance", "value": "yes", "effect": "NoExecute"}]});
+    }
+    let p = cluster_policy(&tainted, |_| {});
+    let bare = pod("default", json!({"containers": [gpu(json!(1))]}));
+    let d = run(&p, &bare, Stage::Offline);
+    assert!(codes(&d).contains(&"NO_GPU_NODE_MATCHES"), "{d:?}");
+    assert!(
+        d.violations[0]
+            .message
+            .contains("taint maintenance=yes:NoExecute not tolerated")
+    );
+    let mut tolerant = bare.clone();
+    tolerant["spec"]["tolerations"] = json!([{"key": "maintenance", "operator": "Exists"}]);
+    assert!(!codes(&run(&p, &tolerant, Stage::Offline)).contains(&"NO_GPU_NODE_MATCHES"));
+    // nodeName: only that node is a candidate.
+    let mut pinned = compliant_spec(json!([gpu(json!(4))]));
+    pinned["nodeName"] = json!("strict");
+    let p = cluster_policy(&two_profiles(), |_| {});
+    assert_eq!(
+        codes(&run(&p, &pod("default", pinned), Stage::Validate)),
+        vec!["SLICES_CONTAINER_EXCEEDED"]
+    );
+    // Its own action.
+    let off = cluster_policy(&two_profiles(), |s| {
+        s["rules"]["slices"]["noNodeMatchesAction"] = json!("warn")
+    });
+    let d = run(
+        &off,
+        &pod("default", in_zone(compliant_spec(json!([gpu(json!(1))])), &["c"])),
+        Stage::Validate,
+    );
+    assert_eq!(d.outcome(), Outcome::Allowed);
+    assert_eq!(codes(&d), vec!["NO_GPU_NODE_MATCHES"]);
+}
