@@ -123,7 +123,7 @@ snapshot() { # DIR: what verify-clean compares against
   { ip route show; ip -6 route show; } | sort > "$d/routes"
   ip netns list 2>/dev/null | awk '{print $1}' | sort > "$d/netns"
   local p; for p in "${OUTSIDE[@]}"; do [[ -e $p || -L $p ]] && echo "$p"; done > "$d/paths"
-  awk '{print $5}' /proc/self/mountinfo | sort > "$d/mounts"
+  mounts_dump > "$d/mounts"
   for p in "${SYSCTLS[@]}"; do [[ -f /proc/sys/$p ]] && echo "$p $(cat /proc/sys/$p)"; done > "$d/sysctl.restore"
 }
 
@@ -134,6 +134,10 @@ sysctl_changes() { # keys present before and now whose value changed (volatile o
        { cur[k] = (k in cur) ? cur[k] "," v : v }
        END { for (k in base) if ((k in cur) && !(k in vol) && base[k] != cur[k]) print k ": " base[k] " -> " cur[k] }' \
     "$BASE/sysctl.volatile" "$BASE/sysctl" <(sysctl_dump) | sort
+}
+
+mounts_dump() { # mount point and propagation (shared:N, master:N or private)
+  awk '{ p = "private"; for (i = 7; $i != "-"; i++) p = (p == "private" ? "" : p " ") $i; print $5 " " p }' /proc/self/mountinfo | sort
 }
 
 sysctl_dump() {
@@ -406,6 +410,14 @@ cmd_up() {
   log "pki, configuration and stub images ready"
 
   [[ -d /dev/bus/usb ]] || { mkdir -p /dev/bus/usb; touch "$R/created-dev-bus-usb"; }
+  # hostPath volumes with mountPropagation: HostToContainer (node-exporter's / and /sys) need the
+  # host's mount to be shared or a slave, as on a systemd host; here they are private.
+  local m
+  for m in / /sys; do
+    if ! findmnt -no PROPAGATION "$m" | grep -qE 'shared|slave'; then
+      mount --make-shared "$m" && echo "$m" >> "$R/made-shared"
+    fi
+  done
   guards_on
   ip addr add "$IP/32" dev lo
   # containerd: no registry is reachable (see the header)
@@ -530,6 +542,9 @@ cmd_down() {
   local m
   for m in $(awk -v r="$S/" 'index($5, r) == 1 {print $5}' /proc/self/mountinfo | sort -r); do umount -l "$m" 2>/dev/null || true; done
   for m in $(awk '$5 ~ "^/(var/)?run/netns/cni-" {print $5}' /proc/self/mountinfo | sort -r); do umount -l "$m" 2>/dev/null || true; done
+  if [[ -f "$R/made-shared" ]]; then
+    while read -r m; do mount --make-private "$m"; done < "$R/made-shared"
+  fi
   for n in $(ip netns list 2>/dev/null | awk '/^cni-/{print $1}'); do
     grep -qx "$n" "$BASE/netns" 2>/dev/null || ip netns delete "$n" 2>/dev/null || true
   done
@@ -637,7 +652,7 @@ cmd_verify_clean() {
     out="$(diff "$BASE/routes" <({ ip route show; ip -6 route show; } | sort) || true)"; [[ -n "$out" ]] && problem "routes differ: $(echo "$out" | tr '\n' ';')"
     out="$(comm -13 "$BASE/netns" <(ip netns list 2>/dev/null | awk '{print $1}' | sort))"; [[ -n "$out" ]] && problem "new netns: $out"
     out="$(comm -13 "$BASE/paths" <(for p in "${OUTSIDE[@]}"; do [[ -e $p || -L $p ]] && echo "$p"; done; true))"; [[ -n "$out" ]] && problem "paths created outside $S: $out"
-    out="$(comm -13 "$BASE/mounts" <(awk '{print $5}' /proc/self/mountinfo | sort))"; [[ -n "$out" ]] && problem "new mounts: $out"
+    out="$(diff "$BASE/mounts" <(mounts_dump) || true)"; [[ -n "$out" ]] && problem "mounts or their propagation differ: $(echo "$out" | tr '\n' ';')"
   else
     log "no baseline in $BASE (up was not run here): absolute checks only"
   fi
