@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+#[allow(clippy::wildcard_imports)]
+use super::defaults::*;
 pub use super::rule_spec::RuleSpec;
 use crate::decision::Action;
 pub use crate::k8s::device_plugin::TimeSlicingSpec;
@@ -101,6 +103,25 @@ pub struct RulesSpec {
     pub slices: SlicesSpec,
     #[serde(default)]
     pub host_path: HostPathSpec,
+    #[serde(default)]
+    pub visibility: VisibilitySpec,
+}
+
+/// Device visibility: what `NVIDIA_VISIBLE_DEVICES` may say, and who may run privileged, in pods
+/// that can land on a GPU node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VisibilitySpec {
+    #[serde(default = "deny")]
+    pub action: Action,
+    #[serde(default = "default_visibility_exempt")]
+    pub exempt_namespaces: Vec<String>,
+    /// A privileged container (or one adding `SYS_ADMIN`) sees every GPU of its node.
+    #[serde(default = "warn")]
+    pub privileged_action: Action,
+    /// Namespaces whose pods may run privileged on GPU nodes (the Coral's).
+    #[serde(default = "default_privileged_namespaces")]
+    pub privileged_namespaces: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -214,170 +235,4 @@ pub struct HostPathAllowSpec {
     /// With cluster facts: a namespace carrying this label is allowed too (Coral switched on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace_label: Option<KeyValue>,
-}
-
-// === defaults (the seed's cluster) ===
-
-fn deny() -> Action {
-    Action::Deny
-}
-fn warn() -> Action {
-    Action::Warn
-}
-fn default_exempt_namespaces() -> Vec<String> {
-    strings(&["kube-system", "gpu-operator", "gpu-admission"])
-}
-fn default_resource_name() -> String {
-    "nvidia.com/gpu".into()
-}
-fn default_gpus_per_node() -> u32 {
-    2
-}
-fn default_vendor_prefixes() -> Vec<String> {
-    strings(&["nvidia.com/"])
-}
-fn default_node_selector() -> KeyValue {
-    KeyValue {
-        key: "node-type".into(),
-        value: "gpu-worker".into(),
-    }
-}
-fn default_classes() -> Vec<PriorityClassSpec> {
-    vec![
-        PriorityClassSpec {
-            name: "high-priority".into(),
-            value: 1_000_000,
-            preemption_policy: default_preemption_policy(),
-        },
-        PriorityClassSpec {
-            name: "medium-priority".into(),
-            value: 100_000,
-            preemption_policy: default_preemption_policy(),
-        },
-    ]
-}
-fn default_allowed_classes() -> Vec<String> {
-    strings(&["high-priority", "medium-priority"])
-}
-fn default_class() -> String {
-    "medium-priority".into()
-}
-fn default_namespace_defaults() -> BTreeMap<String, String> {
-    BTreeMap::from([("ai".to_string(), "high-priority".to_string())])
-}
-fn default_preemption_policy() -> String {
-    "PreemptLowerPriority".into()
-}
-fn default_host_path_exempt() -> Vec<String> {
-    strings(&["monitoring"])
-}
-fn default_host_path_allowed() -> Vec<HostPathAllowSpec> {
-    vec![HostPathAllowSpec {
-        path: "/dev/bus/usb".into(),
-        namespaces: strings(&["ai"]),
-        image_pattern: None,
-        namespace_label: Some(KeyValue {
-            key: "gpu-admission/coral".into(),
-            value: "enabled".into(),
-        }),
-    }]
-}
-fn default_device_plugin_config() -> ObjectRef {
-    ObjectRef {
-        namespace: "gpu-operator".into(),
-        name: "time-slicing-config".into(),
-    }
-}
-fn default_unsynced() -> UnsyncedAction {
-    UnsyncedAction::Fallback
-}
-
-impl Default for ClusterSpec {
-    fn default() -> Self {
-        Self {
-            device_plugin_config: default_device_plugin_config(),
-            default_config: None,
-            unsynced_action: default_unsynced(),
-        }
-    }
-}
-fn strings(items: &[&str]) -> Vec<String> {
-    items.iter().map(|s| s.to_string()).collect()
-}
-
-// === impl Default ===
-
-impl Default for GpuSpec {
-    fn default() -> Self {
-        Self {
-            resource_name: default_resource_name(),
-            gpus_per_node: default_gpus_per_node(),
-            time_slicing: TimeSlicingSpec::default(),
-            vendor_prefixes: default_vendor_prefixes(),
-        }
-    }
-}
-
-impl Default for PlacementSpec {
-    fn default() -> Self {
-        Self {
-            action: deny(),
-            exempt_namespaces: Vec::new(),
-            node_selector: default_node_selector(),
-        }
-    }
-}
-
-impl Default for TaintSpec {
-    fn default() -> Self {
-        Self {
-            key: "nvidia.com/gpu".into(),
-            value: String::new(),
-            effect: "NoSchedule".into(),
-        }
-    }
-}
-
-impl Default for TolerationsSpec {
-    fn default() -> Self {
-        Self {
-            action: deny(),
-            exempt_namespaces: Vec::new(),
-            taint: TaintSpec::default(),
-        }
-    }
-}
-
-impl Default for PrioritySpec {
-    fn default() -> Self {
-        Self {
-            action: deny(),
-            exempt_namespaces: Vec::new(),
-            classes: default_classes(),
-            allowed: default_allowed_classes(),
-            default_class: default_class(),
-            namespace_defaults: default_namespace_defaults(),
-        }
-    }
-}
-
-impl Default for SlicesSpec {
-    fn default() -> Self {
-        Self {
-            action: deny(),
-            exempt_namespaces: Vec::new(),
-            unknown_resource_action: warn(),
-            no_node_matches_action: deny(),
-        }
-    }
-}
-
-impl Default for HostPathSpec {
-    fn default() -> Self {
-        Self {
-            action: deny(),
-            exempt_namespaces: default_host_path_exempt(),
-            allowed: default_host_path_allowed(),
-        }
-    }
 }

@@ -11,6 +11,7 @@ use regex::Regex;
 
 use crate::k8s::device_plugin::{ConfigError, TimeSlicing};
 
+mod defaults;
 pub mod file;
 mod rule_spec;
 mod validate;

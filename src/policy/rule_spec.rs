@@ -1,7 +1,7 @@
 //! The part every rule's section of the policy shares, so the engine's rule table can read any
 //! of them the same way.
 
-use super::file::{HostPathSpec, PlacementSpec, PrioritySpec, SlicesSpec, TolerationsSpec};
+use super::file::{HostPathSpec, PlacementSpec, PrioritySpec, SlicesSpec, TolerationsSpec, VisibilitySpec};
 use crate::decision::Action;
 
 /// What every rule's section of the policy has: an action and the namespaces it skips.
@@ -41,5 +41,18 @@ impl RuleSpec for SlicesSpec {
         [self.action, self.unknown_resource_action, self.no_node_matches_action]
             .iter()
             .any(|a| *a != Action::Off)
+    }
+}
+
+impl RuleSpec for VisibilitySpec {
+    fn action(&self) -> Action {
+        self.action
+    }
+    fn exempt_namespaces(&self) -> &[String] {
+        &self.exempt_namespaces
+    }
+    /// The privileged check runs even when the variable checks are off.
+    fn enabled(&self) -> bool {
+        self.action != Action::Off || self.privileged_action != Action::Off
     }
 }

@@ -22,6 +22,7 @@ pub mod placement;
 pub mod priority;
 pub mod slices;
 pub mod tolerations;
+pub mod visibility;
 
 /// One rule of the policy.
 pub struct Rule {
@@ -44,6 +45,7 @@ pub const RULES: &[Rule] = &[
     placement::RULE,
     tolerations::RULE,
     priority::RULE,
+    visibility::RULE,
 ];
 
 /// Codes the engine reports itself, outside any rule.

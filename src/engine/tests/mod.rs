@@ -14,6 +14,7 @@ mod properties;
 mod slices;
 mod stages;
 mod tolerations;
+mod visibility;
 
 // === fixtures ===
 
