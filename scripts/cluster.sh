@@ -489,17 +489,30 @@ cmd_env() {
 # ---------------------------------------------------------------------------------------------
 # down
 # ---------------------------------------------------------------------------------------------
-stop_pid() {
-  local f="$R/pids/$1" p i
-  [[ -f $f ]] || return 0
-  p="$(cat "$f")"
-  if kill -0 "$p" 2>/dev/null; then
-    kill -TERM "$p" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null
-    for ((i = 0; i < 50; i++)); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-  fi
-  rm -f "$f"
+alive() { # PID running (a zombie waiting for init to reap it counts as gone)
+  [[ -r /proc/$1/stat ]] || return 1
+  local st; st="$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)"
+  [[ -n "$st" && "$st" != Z ]]
+}
+
+stop_pids() { # NAME...: SIGTERM all at once, wait up to 10 s, then SIGKILL
+  local n f p i pids=()
+  for n in "$@"; do
+    f="$R/pids/$n"
+    [[ -f $f ]] || continue
+    p="$(cat "$f")"
+    alive "$p" && { kill -TERM "$p" 2>/dev/null; pids+=("$p"); }
+  done
+  for ((i = 0; i < 100; i++)); do
+    local any=0
+    for p in "${pids[@]}"; do alive "$p" && any=1; done
+    [[ $any -eq 0 ]] && break
+    sleep 0.1
+  done
+  for p in "${pids[@]}"; do alive "$p" && kill -KILL "$p" 2>/dev/null; done
+  for n in "$@"; do rm -f "$R/pids/$n"; done
+  [[ -n "${GA_CLUSTER_TRACE:-}" ]] && log "stopped $*"
+  return 0
 }
 
 our_shims() { # containerd shims started for our socket (reparented to init when containerd stops)
@@ -525,7 +538,8 @@ cmd_down() {
   # best effort from here on: every step runs, whatever failed before it
   set +e +o pipefail
   local n
-  for n in kube-proxy kubelet kube-scheduler kube-controller-manager; do stop_pid "$n"; done
+  stop_pids kube-proxy kubelet kube-scheduler kube-controller-manager
+  log "node components stopped"
   if [[ -S "$SOCK" ]] && ctr --address "$SOCK" version >/dev/null 2>&1; then
     local t
     for t in $("${CTR[@]}" tasks ls -q 2>/dev/null); do "${CTR[@]}" tasks kill -s KILL "$t" >/dev/null 2>&1 || true; done
@@ -533,7 +547,10 @@ cmd_down() {
     for t in $("${CTR[@]}" tasks ls -q 2>/dev/null); do "${CTR[@]}" tasks delete -f "$t" >/dev/null 2>&1 || true; done
     for t in $("${CTR[@]}" containers ls -q 2>/dev/null); do "${CTR[@]}" containers delete "$t" >/dev/null 2>&1 || true; done
   fi
-  for n in kube-apiserver etcd containerd; do stop_pid "$n"; done
+  log "pod containers removed"
+  stop_pids kube-apiserver etcd
+  stop_pids containerd
+  log "kube-apiserver, etcd, containerd stopped"
   local p
   for p in $(our_shims) $(pod_processes); do kill -KILL "$p" 2>/dev/null || true; done
   for ((n = 0; n < 50; n++)); do [[ -z "$(our_shims)$(pod_processes)" ]] && break; sleep 0.1; done
@@ -615,7 +632,7 @@ cmd_verify_clean() {
   for p in /proc/[0-9]*; do
     p="${p#/proc/}"
     [[ $p == "$$" || $p == "$BASHPID" ]] && continue
-    cmd="$(tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null)" || continue
+    cmd="$( { tr '\0' ' ' < "/proc/$p/cmdline"; } 2>/dev/null)" || continue
     [[ -z "$cmd" ]] && continue
     if [[ "$cmd" == *"$S/"* && "$cmd" != *"cluster.sh"* ]]; then problem "process $p: $cmd"; fi
   done

@@ -1,32 +1,130 @@
 #!/usr/bin/env bash
-# The project's test command (README): lint + all tests, including the e2e
-# tests that run against a real etcd + kube-apiserver.
+# The project's test command (README): lint + all tests, including the e2e suites against a real
+# etcd + kube-apiserver, and the real-cluster suite (tests/e2e_real_cluster.rs) against a real
+# single-node cluster running gpu-admission from its own image.
 #
-# The control-plane binaries come from scripts/control-plane.sh (built once from
-# the Go module proxy and cached); pre-set KUBE_APISERVER_BIN, ETCD_BIN and
-# KUBECTL_BIN to use other binaries.
+# 1. Binaries, built once and cached: kube-apiserver, etcd, kubectl (scripts/control-plane.sh);
+#    kubelet, kube-controller-manager, kube-scheduler, kube-proxy (scripts/node-components.sh);
+#    the image, from the Dockerfile's final stage (scripts/image.sh: static binary, FROM scratch).
+#    Pre-set KUBE_APISERVER_BIN, ETCD_BIN and KUBECTL_BIN to use other apiserver-only binaries.
+# 2. cargo fmt --check, clippy -D warnings.
+# 3. The cluster (scripts/cluster.sh up; Debian packages installed when missing), torn down by a
+#    trap whatever happens, then `cargo test --all-targets` with GA_CLUSTER_DIR set.
+# 4. scripts/cluster.sh down and verify-clean (no process, mount, netns, iptables rule, cgroup,
+#    lo address, route, sysctl change or file left), then a check that no kube-apiserver, etcd,
+#    kubelet, containerd, shim or `gpu-admission serve` started by this run is still alive.
+#    Both count as tests in the closing `tests: N passed, N failed` line, which comes last.
+#
+# The real-cluster suite needs root (containerd, kubelet, iptables, mounts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+repo="$(pwd)"
+t_start=$SECONDS
+# Every process this run starts carries this marker in its environment: the final check finds
+# what is still alive by it.
+export GPU_ADMISSION_TEST_RUN="test-sh-$$-$(date +%s)"
+cargo_() { if command -v flock >/dev/null 2>&1; then flock /tmp/cargo.lock cargo "$@"; else cargo "$@"; fi; }
+phase() { echo "==> [$((SECONDS - t_start))s] $*" >&2; }
 
-if [[ -z "${KUBE_APISERVER_BIN:-}" || -z "${ETCD_BIN:-}" || -z "${KUBECTL_BIN:-}" ]]; then
-  echo "==> locating/building control-plane binaries (scripts/control-plane.sh)" >&2
-  bin_dir="$(scripts/control-plane.sh | tail -n 1)"
-  [[ -n "$bin_dir" && -d "$bin_dir" ]] || { echo "scripts/control-plane.sh gave no bin dir" >&2; exit 1; }
-  export KUBE_APISERVER_BIN="${KUBE_APISERVER_BIN:-$bin_dir/kube-apiserver}"
-  export ETCD_BIN="${ETCD_BIN:-$bin_dir/etcd}"
-  export KUBECTL_BIN="${KUBECTL_BIN:-$bin_dir/kubectl}"
-fi
+phase "control-plane and node binaries (scripts/control-plane.sh, scripts/node-components.sh)"
+node_bin="$(scripts/node-components.sh | tail -n 1)"
+[[ -n "$node_bin" && -d "$node_bin" ]] || { echo "scripts/node-components.sh gave no bin dir" >&2; exit 1; }
+export KUBE_APISERVER_BIN="${KUBE_APISERVER_BIN:-$node_bin/kube-apiserver}"
+export ETCD_BIN="${ETCD_BIN:-$node_bin/etcd}"
+export KUBECTL_BIN="${KUBECTL_BIN:-$node_bin/kubectl}"
 echo "==> KUBE_APISERVER_BIN=$KUBE_APISERVER_BIN ETCD_BIN=$ETCD_BIN KUBECTL_BIN=$KUBECTL_BIN" >&2
 
-echo "==> cargo fmt --all -- --check" >&2
-cargo fmt --all -- --check
-echo "==> cargo clippy --all-targets -- -D warnings" >&2
-cargo clippy --all-targets -- -D warnings
-echo "==> cargo test --all-targets" >&2
+phase "the image (scripts/image.sh: the Dockerfile's final stage, without docker)"
+image="$(scripts/image.sh | tail -n 1)"
+[[ -f "$image" ]] || { echo "scripts/image.sh gave no image" >&2; exit 1; }
+
+phase "cargo fmt --all -- --check"
+cargo_ fmt --all -- --check
+phase "cargo clippy --all-targets -- -D warnings"
+cargo_ clippy --all-targets -- -D warnings
+phase "building the tests (cargo test --all-targets --no-run)"
+cargo_ test --all-targets --no-run
+
 log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
-cargo test --all-targets 2>&1 | tee "$log"
+cluster_dir="${GA_CLUSTER_DIR:-/tmp/gpu-admission-cluster}"
+export GA_CLUSTER_DIR="$cluster_dir"
+down_done=0
+teardown() {
+  [[ $down_done -eq 1 ]] && return 0
+  down_done=1
+  scripts/cluster.sh down || true
+}
+trap 'teardown; rm -f "$log"' EXIT
+trap 'exit 130' INT TERM
+
+phase "real cluster up (scripts/cluster.sh up)"
+extra_pass=0 extra_fail=0
+GA_CLUSTER_IMAGE="$image" scripts/cluster.sh up >/dev/null || {
+  echo "==> scripts/cluster.sh up FAILED: the real-cluster suite will fail (it is never skipped)" >&2
+  tail -n 20 "$cluster_dir"/logs/kube-apiserver.log "$cluster_dir"/logs/kubelet.log 2>/dev/null >&2 || true
+}
+
+report="${CARGO_TARGET_DIR:-$repo/target}/tmp/real-cluster-report.md"
+rm -f "$report"
+phase "cargo test --all-targets"
+set +e
+cargo_ test --all-targets 2>&1 | tee "$log"
+test_rc=${PIPESTATUS[0]}
+set -e
+
+phase "real cluster down, verify-clean"
+teardown
+if scripts/cluster.sh verify-clean; then
+  echo "test real-cluster teardown left nothing behind ... ok"
+  extra_pass=$((extra_pass + 1))
+else
+  echo "test real-cluster teardown left nothing behind ... FAILED"
+  extra_fail=$((extra_fail + 1))
+fi
+
+# Nothing this run started may still run: components of either suite, shims, webhooks.
+leftovers() {
+  local p cmd
+  for p in /proc/[0-9]*; do
+    p="${p#/proc/}"
+    [[ $p == "$$" || $p == "$BASHPID" ]] && continue
+    cmd="$( { tr '\0' ' ' < "/proc/$p/cmdline"; } 2>/dev/null)" || continue
+    [[ -z "$cmd" ]] && continue
+    case "$cmd" in
+      *kube-apiserver*|*etcd*|*kubelet*|*kube-controller-manager*|*kube-scheduler*|*kube-proxy*|*containerd*|*"gpu-admission serve"*|*"gpu-admission"*serve*) ;;
+      *) continue ;;
+    esac
+    if { tr '\0' '\n' < "/proc/$p/environ"; } 2>/dev/null | grep -qx "GPU_ADMISSION_TEST_RUN=$GPU_ADMISSION_TEST_RUN" ||
+      [[ "$cmd" == *"$cluster_dir/"* ]] || grep -q kubepods "/proc/$p/cgroup" 2>/dev/null; then
+      echo "$p: $cmd"
+    fi
+  done
+}
+left=""
+for _ in $(seq 1 30); do # the apiserver-only suites' reapers may still be finishing
+  left="$(leftovers)"
+  [[ -z "$left" ]] && break
+  sleep 0.5
+done
+if [[ -z "$left" ]]; then
+  echo "test no process of this run is still alive ... ok"
+  extra_pass=$((extra_pass + 1))
+else
+  echo "test no process of this run is still alive ... FAILED"
+  echo "$left" | head -n 20
+  extra_fail=$((extra_fail + 1))
+fi
+
+if [[ -f "$report" ]]; then
+  echo "==> real-cluster report ($report)"
+  cat "$report"
+fi
+phase "done"
 # cargo prints a result line per test binary, the last ones for targets with no tests (examples):
 # close with the totals, so the run is read by what it ran.
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
-     END { printf "tests: %d passed, %d failed\n", p, f; if (p == 0) exit 1 }' "$log"
+set +e
+awk -v xp="$extra_pass" -v xf="$extra_fail" '
+     /^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
+     END { p += xp; f += xf; printf "tests: %d passed, %d failed\n", p, f; if (p == 0 || f > 0) exit 1 }' "$log"
+awk_rc=$?
+exit $((test_rc != 0 || awk_rc != 0))
