@@ -139,6 +139,15 @@ impl PolicyFlags {
             return Ok(Effective::new(policy));
         };
         let facts = crate::cluster::state_dir::load(policy.spec(), dir).map_err(CliError::ClusterState)?;
+        if !facts.device_plugin_config_found {
+            let cm = &policy.spec().cluster.device_plugin_config;
+            eprintln!(
+                "warning: cluster state {}: no device-plugin ConfigMap {}/{}: per-node time-slicing is unknown, so GPU nodes are judged by their allocatable alone",
+                dir.display(),
+                cm.namespace,
+                cm.name
+            );
+        }
         Ok(Effective::from_parts(Arc::new(policy), Some(Arc::new(facts))))
     }
 }

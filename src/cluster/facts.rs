@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::k8s::device_plugin::{CONFIG_LABEL, TimeSlicing, TimeSlicingSpec, fallback_config};
+use crate::k8s::device_plugin::{CONFIG_LABEL, DeviceConfig, SharingMode, fallback_config};
 use crate::k8s::quantity;
 use crate::k8s::scheduling::{NodeView, Taint};
 use crate::policy::PolicySpec;
@@ -33,7 +33,7 @@ pub struct GpuNode {
 pub struct ClusterFacts {
     /// Device-plugin configs by key, parsed; and errors by key (a broken key is reported, never
     /// silently dropped).
-    pub configs: BTreeMap<String, Result<TimeSlicing, String>>,
+    pub configs: BTreeMap<String, Result<DeviceConfig, String>>,
     /// The key nodes without the profile label use.
     pub default_config: Option<String>,
     pub gpu_nodes: Vec<GpuNode>,
@@ -42,6 +42,9 @@ pub struct ClusterFacts {
     pub namespaces: BTreeMap<String, BTreeMap<String, String>>,
     /// Whether every source has synced at least once.
     pub synced: bool,
+    /// Whether the device-plugin ConfigMap was among the objects (without it, per-node
+    /// time-slicing is unknown and nodes are judged by their allocatable alone).
+    pub device_plugin_config_found: bool,
 }
 
 /// Limits for one GPU resource across the GPU nodes, with the reasons.
@@ -131,12 +134,16 @@ impl ClusterFacts {
     }
 
     fn read_config_map(&mut self, object: &Value) {
+        self.device_plugin_config_found = true;
         let Some(data) = object.get("data").and_then(Value::as_object) else {
             return;
         };
         for (key, text) in data {
             let parsed = text.as_str().ok_or_else(|| "not a string".to_string()).and_then(|t| {
-                TimeSlicing::from_yaml_str(t, &format!("ConfigMap data.{key}")).map_err(|e| e.to_string())
+                DeviceConfig::from_yaml_str(t).map_err(|(path, message)| match path.is_empty() {
+                    true => format!("ConfigMap data.{key}: {message}"),
+                    false => format!("ConfigMap data.{key}: field `{path}`: {message}"),
+                })
             });
             self.configs.insert(key.clone(), parsed);
         }
@@ -149,13 +156,22 @@ impl ClusterFacts {
             .any(|n| n.allocatable.get(resource).is_some_and(|c| *c > 0))
     }
 
-    /// The time-slicing a node uses, if its profile parses.
-    pub fn node_time_slicing(&self, node: &GpuNode) -> Option<&TimeSlicingSpec> {
-        let key = node.profile.as_ref()?;
-        match self.configs.get(key)? {
-            Ok(ts) => Some(&ts.spec),
-            Err(_) => None,
-        }
+    /// Whether the node's profile label names a config the ConfigMap does not hold. The
+    /// config-manager then fails and the plugin keeps whatever it had: the node is judged by
+    /// the default config, never by something more permissive, and reported.
+    pub fn profile_missing(&self, node: &GpuNode) -> bool {
+        node.profile.as_ref().is_some_and(|key| !self.configs.contains_key(key))
+    }
+
+    /// The device-plugin config a node uses, if its profile (or, for a missing profile, the
+    /// default) parses.
+    pub fn node_config(&self, node: &GpuNode) -> Option<&DeviceConfig> {
+        let key = if self.profile_missing(node) {
+            self.default_config.as_ref()?
+        } else {
+            node.profile.as_ref()?
+        };
+        self.configs.get(key)?.as_ref().ok()
     }
 
     /// Limits for `resource`: per container from the nodes' device-plugin profiles, per pod the
@@ -195,20 +211,27 @@ impl ClusterFacts {
     /// its allocatable. `None` when the node does not offer it.
     pub fn node_limits(&self, node: &GpuNode, resource: &str) -> Option<NodeLimits> {
         let &allocatable = node.allocatable.get(resource).filter(|c| **c > 0)?;
-        let profile = node.profile.as_deref().unwrap_or("none");
-        let (per_container, per_container_reason) = match self.node_time_slicing(node) {
-            Some(ts) if ts.replicas > 1 && ts.fail_requests_greater_than_one => (
+        let mut profile = format!("`{}`", node.profile.as_deref().unwrap_or("none"));
+        if self.profile_missing(node) {
+            let default = self.default_config.as_deref().unwrap_or("none");
+            profile = format!("{profile} (missing from the ConfigMap; judged by the default `{default}`)");
+        }
+        let config = self.node_config(node);
+        let shared = config.and_then(|c| c.shared(resource).map(|r| (c, r)));
+        let (per_container, per_container_reason) = match shared {
+            Some((c, _)) if c.fail_requests_greater_than_one => (
                 1,
                 format!(
-                    "node {} uses device-plugin config `{profile}` with failRequestsGreaterThanOne",
-                    node.name
+                    "node {} uses device-plugin config {profile} with {}failRequestsGreaterThanOne",
+                    node.name,
+                    if c.mode == SharingMode::Mps { "MPS and " } else { "" }
                 ),
             ),
-            Some(ts) if ts.replicas > 1 => (
-                u64::from(ts.replicas),
+            Some((_, r)) => (
+                u64::from(r.replicas),
                 format!(
-                    "node {} uses device-plugin config `{profile}`: {} slices per GPU",
-                    node.name, ts.replicas
+                    "node {} uses device-plugin config {profile}: {} slices per GPU",
+                    node.name, r.replicas
                 ),
             ),
             _ => (

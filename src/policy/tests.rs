@@ -199,7 +199,13 @@ fn time_slicing_errors_name_the_field() {
         (
             "sharing:\n  timeSlicing:\n    resources:\n      - {name: nvidia.com/gpu, replicas: 0}\n",
             "sharing.timeSlicing.resources[0].replicas",
-            "at least 1",
+            "at least 2",
+        ),
+        (
+            // The device plugin refuses a config with fewer than 2 replicas (and does not start).
+            "sharing:\n  timeSlicing:\n    resources:\n      - {name: nvidia.com/gpu, replicas: 1}\n",
+            "sharing.timeSlicing.resources[0].replicas",
+            "at least 2",
         ),
         (
             "sharing:\n  timeSlicing:\n    renameByDefault: yes please\n    resources:\n      - {name: nvidia.com/gpu, replicas: 2}\n",

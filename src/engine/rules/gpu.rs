@@ -66,8 +66,8 @@ pub struct Usage {
 
 impl Usage {
     pub fn of(subject: &Subject<'_>) -> Self {
-        let names = subject.policy.gpu_resource_names();
         let prefixes = &subject.policy.spec().gpu.vendor_prefixes;
+        let names = gpu_resources(subject);
         let mut usage = Usage::default();
         for list in [List::InitContainers, List::Containers] {
             let Some(Value::Array(items)) = subject.spec.get(list.field()) else {
@@ -120,6 +120,17 @@ impl Usage {
         usage
     }
 
+    /// Every GPU resource some container asks for, each once, in the order first asked.
+    pub fn resources(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for ask in self.containers.iter().flat_map(|c| &c.asks).filter(|a| a.count > 0) {
+            if !out.contains(&ask.resource) {
+                out.push(ask.resource.clone());
+            }
+        }
+        out
+    }
+
     /// A GPU workload asks for at least one GPU (or for a GPU amount that cannot be read).
     pub fn is_gpu_workload(&self) -> bool {
         !self.invalid.is_empty() || self.containers.iter().any(|c| c.asks.iter().any(|a| a.count > 0))
@@ -148,6 +159,23 @@ impl Usage {
         }
         apps.saturating_add(sidecars).max(init_peak)
     }
+}
+
+/// The resources that make a container a GPU workload: the policy's (`nvidia.com/gpu` and its
+/// `.shared` name) and, with cluster facts, every vendor resource a GPU node offers (MIG devices
+/// under the `mixed` strategy, `nvidia.com/mig-1g.5gb`).
+fn gpu_resources(subject: &Subject<'_>) -> Vec<String> {
+    let mut names: Vec<String> = subject.policy.gpu_resource_names().into();
+    if let Some(facts) = subject.effective.cluster() {
+        for node in &facts.gpu_nodes {
+            for name in node.allocatable.keys() {
+                if !names.contains(name) {
+                    names.push(name.clone());
+                }
+            }
+        }
+    }
+    names
 }
 
 fn lookup<'a>(

@@ -84,7 +84,7 @@ fn check(subject: &Subject<'_>, action: Action, out: &mut Findings) {
     if action != Action::Off {
         let before = out.violations.len();
         let mut asked_any = Vec::new();
-        for resource in subject.policy.gpu_resource_names() {
+        for resource in usage.resources() {
             let asks = || usage.containers.iter().flat_map(|c| c.asks.iter().map(move |a| (c, a)));
             let mut asked = asks().filter(|(_, a)| a.resource == resource && a.count > 0).peekable();
             if asked.peek().is_none() {

@@ -11,6 +11,7 @@ mod host_path;
 mod placement;
 mod priority;
 mod properties;
+mod sharing;
 mod slices;
 mod stages;
 mod tolerations;

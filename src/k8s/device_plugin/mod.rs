@@ -11,6 +11,10 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+mod config;
+
+pub use config::{DeviceConfig, MigStrategy, SharedResource, SharingMode};
+
 /// The node label that picks a device-plugin config key (a per-node profile).
 pub const CONFIG_LABEL: &str = "nvidia.com/device-plugin.config";
 
@@ -80,7 +84,8 @@ pub struct TimeSlicing {
     pub field: String,
 }
 
-type Located = (String, String); // (field path, message)
+/// (field path, message).
+pub type Located = (String, String);
 
 impl TimeSlicing {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -168,67 +173,24 @@ fn pick_key(
     Ok((format!("{path} → "), config))
 }
 
+/// The one shared resource of a config, for the policy's single `gpu.timeSlicing`.
 fn read_config(config: &Value, prefix: &str) -> Result<(String, TimeSlicingSpec, String), Located> {
-    let at = |p: &str| format!("{prefix}{p}");
-    if let Some(version) = config.get("version").filter(|v| v.as_str() != Some("v1")) {
-        return Err((at("version"), format!("unsupported version {version}: expected `v1`")));
+    let parsed = DeviceConfig::read(config, prefix)?;
+    if parsed.mode == SharingMode::None {
+        return Err((format!("{prefix}sharing.timeSlicing"), "missing".to_string()));
     }
-    let ts = config
-        .get("sharing")
-        .and_then(|s| s.get("timeSlicing"))
-        .ok_or((at("sharing.timeSlicing"), "missing".to_string()))?;
-    let flag = |name: &str| -> Result<bool, Located> {
-        match ts.get(name) {
-            None | Some(Value::Null) => Ok(false),
-            Some(Value::Bool(b)) => Ok(*b),
-            Some(other) => Err((
-                at(&format!("sharing.timeSlicing.{name}")),
-                format!("must be true or false, found {other}"),
-            )),
-        }
+    let [resource] = parsed.resources.as_slice() else {
+        return Err((
+            format!("{}.resources", parsed.field),
+            "more than one shared resource: --time-slicing reads one; use --cluster-state for the whole config".into(),
+        ));
     };
-    let rename_by_default = flag("renameByDefault")?;
-    let fail_requests_greater_than_one = flag("failRequestsGreaterThanOne")?;
-    let resources = ts
-        .get("resources")
-        .and_then(Value::as_array)
-        .filter(|r| !r.is_empty())
-        .ok_or((
-            at("sharing.timeSlicing.resources"),
-            "missing or empty: list the time-sliced resources".to_string(),
-        ))?;
-    if resources.len() > 1 {
-        return Err((
-            at("sharing.timeSlicing.resources"),
-            "more than one time-sliced resource is not supported yet".into(),
-        ));
-    }
-    let field = at("sharing.timeSlicing.resources[0]");
-    let resource = &resources[0];
-    let name = resource
-        .get("name")
-        .and_then(Value::as_str)
-        .ok_or((format!("{field}.name"), "missing".to_string()))?;
-    if resource.get("rename").is_some_and(|r| !r.is_null()) {
-        return Err((
-            format!("{field}.rename"),
-            "a per-resource rename is not supported yet: use renameByDefault".into(),
-        ));
-    }
-    let replicas = match resource.get("replicas") {
-        Some(Value::Number(n)) => n.as_u64().filter(|r| (1..=u64::from(u32::MAX)).contains(r)),
-        _ => None,
-    }
-    .ok_or((
-        format!("{field}.replicas"),
-        "must be a whole number of at least 1".to_string(),
-    ))?;
     let spec = TimeSlicingSpec {
-        replicas: replicas as u32,
-        rename_by_default,
-        fail_requests_greater_than_one,
+        replicas: resource.replicas,
+        rename_by_default: parsed.rename_by_default,
+        fail_requests_greater_than_one: parsed.fail_requests_greater_than_one,
     };
-    Ok((name.to_string(), spec, field))
+    Ok((resource.name.clone(), spec, format!("{}.resources[0]", parsed.field)))
 }
 
 /// The key the device plugin's config-manager falls back to for a node without the label when no
