@@ -68,9 +68,13 @@ final_start=${stages[-1]}
 build_start=${stages[-2]}
 
 # --- The build stage: RUSTFLAGS, the cargo command, and where its output lands. ---
-rustflags="" cargo_cmd="" bin_name="" build_path=""
+rustflags="" cargo_cmd="" bin_name="" build_path="" context=()
 for ((k = build_start; k < final_start; k++)); do
   l="${lines[$k]}"
+  if [[ "$l" =~ ^[[:space:]]*COPY[[:space:]] && "$l" != *--from=* ]]; then
+    read -r -a words <<< "$l"
+    context+=("${words[@]:1:${#words[@]}-2}")
+  fi
   if [[ "$l" =~ ^[[:space:]]*ENV[[:space:]]+RUSTFLAGS=\"([^\"]*)\" ]]; then rustflags="${BASH_REMATCH[1]}"; fi
   if [[ "$l" =~ (cargo[[:space:]]+build[^\&]*) ]]; then cargo_cmd="${BASH_REMATCH[1]}"; fi
   if [[ "$l" =~ cp[[:space:]]+\"target/\$target/release/([A-Za-z0-9_-]+)\"[[:space:]]+(/[^[:space:]]+) ]]; then
@@ -83,9 +87,19 @@ cargo_cmd="${cargo_cmd//\"\$target\"/$host}"
 cargo_cmd="${cargo_cmd%"${cargo_cmd##*[![:space:]]}"}"
 read -r -a cargo_argv <<< "$cargo_cmd"
 [[ "${cargo_argv[0]}" == cargo ]] || die "unexpected build command: $cargo_cmd"
+# cargo decides freshness by mtimes, and a tree unpacked from an archive has old ones: when what
+# the build stage copies (its COPY sources) is not what the last image build saw, rebuild the
+# package (its dependencies stay cached).
+stamp="$CARGO_TARGET_DIR/image-build-context.sha256"
+sum="$(cd "$src" && find "${context[@]}" -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)"
+if [[ "$(cat "$stamp" 2>/dev/null)" != "$sum" ]]; then
+  (cd "$src" && flock /tmp/cargo.lock cargo clean --release --target "$host" -p "$bin_name" >&2 2>/dev/null) || true
+fi
 log "build stage: RUSTFLAGS='$rustflags' ${cargo_cmd} (in $src, CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
 t0=$SECONDS
 (cd "$src" && RUSTFLAGS="$rustflags" flock /tmp/cargo.lock "${cargo_argv[@]}") >&2 || die "cargo build failed"
+mkdir -p "$CARGO_TARGET_DIR"
+echo "$sum" > "$stamp"
 binary="$CARGO_TARGET_DIR/$host/release/$bin_name"
 [[ -x "$binary" ]] || die "no binary at $binary"
 log "binary built (or up to date) in $((SECONDS - t0))s: $(du -h "$binary" | cut -f1) $binary"
