@@ -17,6 +17,7 @@ use crate::policy::{Policy, PolicyError};
 
 mod certs;
 mod check;
+mod doctor;
 mod policy_cmd;
 mod review;
 mod serve;
@@ -41,6 +42,8 @@ pub enum Command {
     Certs(certs::CertsArgs),
     /// Policy file tools.
     Policy(policy_cmd::PolicyArgs),
+    /// Per GPU node: the device-plugin config it resolves to, and what is inconsistent.
+    Doctor(doctor::DoctorArgs),
 }
 
 /// How a command ended, when it ran to its end.
@@ -94,6 +97,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Review(args) => review::run(args),
         Command::Certs(args) => certs::run(args),
         Command::Policy(args) => policy_cmd::run(args),
+        Command::Doctor(args) => doctor::run(args),
     };
     match result {
         Ok(Done::Clean) => ExitCode::SUCCESS,

@@ -5,6 +5,7 @@
 //! beside the policy, as one effective value (`engine::Effective`). The admission path never
 //! calls the API server.
 
+pub mod doctor;
 pub mod facts;
 pub mod state_dir;
 pub mod watch;

@@ -230,7 +230,7 @@ pub enum KubeSetupError {
 
 /// A client for the API server: the kubeconfig file given, else in-cluster or the usual
 /// kubeconfig locations. Only get, list and watch are ever sent.
-async fn kube_client(source: &ClusterSource) -> Result<kube::Client, KubeSetupError> {
+pub(crate) async fn kube_client(source: &ClusterSource) -> Result<kube::Client, KubeSetupError> {
     let config = match &source.kubeconfig {
         Some(path) => {
             let at = |source| KubeSetupError::Kubeconfig {
