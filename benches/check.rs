@@ -1,4 +1,4 @@
-//! `gpu-admission check` over 10,000 objects (the mix in `benches/support/mod.rs`), in process.
+//! `gpu-admission check` over 10,000 objects (the mix in `testkit/src/fixtures.rs`), in process.
 //! Time per object (divan prints items/s) and allocations per run (divide by 10,000).
 //!
 //! `cargo bench --bench check` (BENCHMARKS.md). The run of the real binary over a 10,000-object
@@ -16,8 +16,7 @@ use gpu_admission::k8s::manifests::{self, SourceFile};
 use gpu_admission::offline::{evaluate_manifest, evaluate_object};
 use gpu_admission::policy::Policy;
 
-#[path = "support/mod.rs"]
-mod support;
+use gpu_admission_testkit::fixtures as support;
 
 #[global_allocator]
 static ALLOC: AllocProfiler = AllocProfiler::system();

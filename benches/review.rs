@@ -3,7 +3,7 @@
 //! (`admission::encode`). Time and allocations per review.
 //!
 //! `cargo bench --bench review` (BENCHMARKS.md). Cases are `fixture@endpoint`; fixtures in
-//! `benches/data/` (see `benches/support/mod.rs`).
+//! `benches/data/` (see `testkit/src/fixtures.rs`).
 //!
 //! - `full`: body bytes in, response bytes out: what a request costs beyond HTTP and TLS.
 //! - `decode`: parsing the body (only the fields the decision needs).
@@ -19,8 +19,7 @@ use gpu_admission::engine::{self, Context};
 use gpu_admission::policy::Policy;
 use kube::core::admission::Operation;
 
-#[path = "support/mod.rs"]
-mod support;
+use gpu_admission_testkit::fixtures as support;
 
 // Counts allocations per iteration (divan's wrapper around the system allocator; safe to use).
 #[global_allocator]
@@ -120,7 +119,7 @@ fn encode(bencher: Bencher, case: Case) {
     bencher.bench(|| admission::encode(black_box(&review)));
 }
 
-/// The floor server's work for one body (examples/floor.rs): parse into `serde_json::Value`, echo
+/// The floor server's work for one body (tools/src/bin/floor.rs): parse into `serde_json::Value`, echo
 /// the uid in a constant allowed review. `full` over this is the in-process ratio to the floor.
 #[divan::bench(args = CASES)]
 fn floor(bencher: Bencher, case: Case) {

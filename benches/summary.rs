@@ -19,8 +19,7 @@ use gpu_admission::k8s::manifests::{self, SourceFile};
 use gpu_admission::offline::{evaluate_manifest, evaluate_object};
 use gpu_admission::policy::Policy;
 
-#[path = "support/mod.rs"]
-mod support;
+use gpu_admission_testkit::fixtures as support;
 
 // === counting allocator ===
 
@@ -184,7 +183,9 @@ fn main() {
         );
     }
     println!("  eval+enc: evaluate + build the response + encode, after decoding (target < 20 us for gpu-deployment)");
-    println!("  floor: parse the body into serde_json::Value and encode a constant allowed review (examples/floor.rs)");
+    println!(
+        "  floor: parse the body into serde_json::Value and encode a constant allowed review (tools/src/bin/floor.rs)"
+    );
 
     const OBJECTS: usize = 10_000;
     let text = support::manifests_yaml(OBJECTS);

@@ -5,10 +5,7 @@
 //! One control plane and one webhook serve every test of this binary; the tests use distinct
 //! object names, so they run in parallel.
 
-#[path = "e2e/harness.rs"]
-mod harness;
-#[path = "e2e/webhook.rs"]
-mod webhook;
+use gpu_admission_testkit::e2e::{harness, webhook};
 
 use std::path::Path;
 use std::sync::OnceLock;

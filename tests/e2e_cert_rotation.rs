@@ -7,10 +7,7 @@
 //! Each step waits until it took effect (the server's reload counter; the API server using the
 //! new configuration version) and until more requests went through, without sleeping.
 
-#[path = "e2e/harness.rs"]
-mod harness;
-#[path = "e2e/webhook.rs"]
-mod webhook;
+use gpu_admission_testkit::e2e::{harness, webhook};
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

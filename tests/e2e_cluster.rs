@@ -20,24 +20,18 @@
 //! its staleness metric grows.
 //!
 //! The scenarios on the shared control plane change the same objects (nodes, the ConfigMap,
-//! PriorityClasses), so they take [`lock`] and start from [`baseline`]. Waits are bounded polls
-//! (eventual consistency), never sleeps that assert a duration.
+//! PriorityClasses), so they start with [`scenario`]: its lock, from its baseline. Waits are
+//! bounded polls (eventual consistency), never sleeps that assert a duration.
 
-#[path = "e2e/cluster_env.rs"]
-mod cluster_env;
-#[path = "e2e/harness.rs"]
-mod harness;
-#[path = "e2e/webhook.rs"]
-mod webhook;
-
-use cluster_env::*;
-use harness::{ControlPlane, kubectl};
+use gpu_admission_testkit::e2e::cluster::*;
+use gpu_admission_testkit::e2e::harness::{self, ControlPlane, kubectl};
+use gpu_admission_testkit::e2e::webhook::{self, Webhook, WebhookOptions};
+use gpu_admission_testkit::{Container, Pod, unique_name};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
 use std::process::Command;
-use webhook::BIN;
 
 // === scenarios ===
 
@@ -48,14 +42,11 @@ use webhook::BIN;
 #[test]
 fn readyz_waits_for_the_first_sync_of_every_cache() {
     let cp = harness::shared();
-    webhook::ensure_namespaces(NAMESPACES);
     ensure_rbac();
     let sa = "gpu-admission-late";
     cp.kubectl(&["delete", "clusterrolebinding", sa, "--ignore-not-found"], None)
         .assert_success();
-    ensure_service_account(cp, sa);
-    let kubeconfig = sa_kubeconfig(cp, sa, "sa-late.kubeconfig");
-    let mut w = ClusterWebhook::spawn(cp.dir(), &kubeconfig, &policy_file());
+    let mut w = Webhook::start(service_account_options(sa, &policy_file()).without_waiting());
 
     // Unbound: every list is refused; /readyz says why, the errors are counted.
     let body = eventually("/readyz 503 naming the caches", WAIT, &w, || {
@@ -70,11 +61,7 @@ fn readyz_waits_for_the_first_sync_of_every_cache() {
     });
     eventually("watch errors counted while forbidden", WAIT, &w, || {
         let errors = w.cluster_metric("gpu_admission_cluster_watch_errors_total", "nodes");
-        if errors > 0.0 {
-            Ok(())
-        } else {
-            Err(format!("errors {errors}"))
-        }
+        seen(errors > 0.0, (), errors)
     });
     w.assert_running();
     assert_eq!(
@@ -146,12 +133,8 @@ fn rbac_is_read_only_on_the_cached_resources() {
 /// decided as usual.
 #[test]
 fn never_synced_caches_deny_gpu_workloads_when_told_to() {
-    let cp = harness::shared();
-    webhook::ensure_namespaces(NAMESPACES);
-    let sa = "gpu-admission-unbound";
-    ensure_service_account(cp, sa);
-    let kubeconfig = sa_kubeconfig(cp, sa, "sa-unbound.kubeconfig");
-    let w = ClusterWebhook::spawn(cp.dir(), &kubeconfig, &policy_file_with("deny"));
+    let options = service_account_options("gpu-admission-unbound", &policy_file_with("deny"));
+    let w = Webhook::start(options.without_waiting());
     // Serving (certificate and policy loaded), only the caches missing.
     eventually("the caches are the only thing missing", WAIT, &w, || {
         match w.admin_get("/readyz") {
@@ -189,10 +172,7 @@ fn never_synced_caches_deny_gpu_workloads_when_told_to() {
 /// with the reason naming the config, and back; the webhook process is the same throughout.
 #[test]
 fn slice_limit_follows_the_config_map_without_restart() {
-    let w = env();
-    let _guard = lock();
-    baseline();
-    let cp = harness::shared();
+    let (_lock, w, cp) = scenario();
     let pid = w.pid();
     let three = slices_pod("team-a", 3);
 
@@ -230,10 +210,7 @@ fn slice_limit_follows_the_config_map_without_restart() {
 /// for 1 slice only, and the message names the profile.
 #[test]
 fn node_profile_label_sets_the_per_container_limit() {
-    let w = env();
-    let _guard = lock();
-    baseline();
-    let cp = harness::shared();
+    let (_lock, w, cp) = scenario();
     apply(
         cp,
         &config_map(&[
@@ -270,17 +247,9 @@ fn node_profile_label_sets_the_per_container_limit() {
 /// plugin accepts them). While the class is missing, the pod is denied clearly.
 #[test]
 fn new_priority_class_value_is_used_for_bare_pods() {
-    let w = env();
-    let _guard = lock();
-    baseline();
-    let cp = harness::shared();
-    let classless = || {
-        let spec = json!({
-            "restartPolicy": "Never",
-            "containers": [container("cuda", &[("nvidia.com/gpu", "1")])],
-        });
-        pod(&format!("bare-{}", unique()), "team-a", spec)
-    };
+    let (_lock, w, cp) = scenario();
+    let gpu = || container("cuda", &[("nvidia.com/gpu", "1")]);
+    let classless = || pod(&unique_name("bare"), "team-a", bare(vec![gpu()]));
 
     // The class is gone: the webhook says so (instead of the Priority plugin, later).
     cp.kubectl(&["delete", "priorityclass", "medium-priority"], None)
@@ -291,11 +260,7 @@ fn new_priority_class_value_is_used_for_bare_pods() {
         "{stderr}"
     );
     // A template naming it is refused now, not when its ReplicaSet creates pods.
-    let d = deployment(
-        &format!("d-{}", unique()),
-        "team-a",
-        complete_spec(vec![container("cuda", &[("nvidia.com/gpu", "1")])], "medium-priority"),
-    );
+    let d = deployment(&unique_name("d"), "team-a", complete(vec![gpu()], "medium-priority"));
     until_denied(w, "Deployment naming a missing class", &d, "PRIORITY_CLASS_NOT_FOUND");
 
     recreate_priority_class(cp, "medium-priority", 250_000, "Never");
@@ -336,9 +301,7 @@ fn new_priority_class_value_is_used_for_bare_pods() {
 /// removing the label takes it away again.
 #[test]
 fn namespace_label_switches_coral_on() {
-    let w = env();
-    let _guard = lock();
-    baseline();
+    let (_lock, w, _) = scenario();
     let coral = coral_pod("vision");
     let stderr = until_denied(
         w,
@@ -360,25 +323,16 @@ fn namespace_label_switches_coral_on() {
 /// warning goes once a node offers it.
 #[test]
 fn resource_no_node_offers_is_warned() {
-    let w = env();
-    let _guard = lock();
-    baseline();
-    let cp = harness::shared();
-    let mig = pod(
-        &format!("mig-{}", unique()),
-        "team-a",
-        complete_spec(
-            vec![container("cuda", &[("nvidia.com/mig-3g.20gb", "1")])],
-            "medium-priority",
-        ),
+    let (_lock, w, cp) = scenario();
+    let mig = complete(
+        vec![container("cuda", &[("nvidia.com/mig-3g.20gb", "1")])],
+        "medium-priority",
     );
+    let mig = pod(&unique_name("mig"), "team-a", mig);
     let out = eventually("warning for nvidia.com/mig-3g.20gb", WAIT, w, || {
         let out = dry_run(&mig);
-        if out.success() && out.stderr.contains("Warning: GPU_RESOURCE_NOT_OFFERED") {
-            Ok(out)
-        } else {
-            Err(format!("{out:?}"))
-        }
+        let warned = out.success() && out.stderr.contains("Warning: GPU_RESOURCE_NOT_OFFERED");
+        seen(warned, out.clone(), &out)
     });
     assert!(
         out.stderr.contains(
@@ -394,11 +348,11 @@ fn resource_no_node_offers_is_warned() {
     );
     eventually("no warning once a node offers it", WAIT, w, || {
         let out = dry_run(&mig);
-        if out.success() && !out.stderr.contains("GPU_RESOURCE_NOT_OFFERED") {
-            Ok(())
-        } else {
-            Err(format!("{out:?}"))
-        }
+        seen(
+            out.success() && !out.stderr.contains("GPU_RESOURCE_NOT_OFFERED"),
+            (),
+            &out,
+        )
     });
 }
 
@@ -408,10 +362,7 @@ fn resource_no_node_offers_is_warned() {
 /// equal `check`'s). The state differs from the policy file's numbers, so both read the cluster.
 #[test]
 fn check_cluster_state_decides_as_the_server() {
-    let w = env();
-    let _guard = lock();
-    baseline();
-    let cp = harness::shared();
+    let (_lock, w, cp) = scenario();
 
     // A state the policy file does not describe: 3 slices per GPU on `any`; gpu-node-2 on
     // `strict`; 6 and 8 slices allocatable; medium-priority at 150000; Coral in `coral-lab`.
@@ -436,48 +387,37 @@ fn check_cluster_state_decides_as_the_server() {
     .assert_success();
 
     let gpu = |n: &str| container("cuda", &[("nvidia.com/gpu", n)]);
-    let bare = |containers: Vec<Value>| json!({"restartPolicy": "Never", "containers": containers});
+    let medium = |containers: Vec<Value>| complete(containers, "medium-priority");
+    let root = Pod::new().restart_never().container(Container::new("c", "busybox"));
     let manifests = vec![
-        pod("p-3", "team-a", complete_spec(vec![gpu("3")], "medium-priority")),
+        pod("p-3", "team-a", medium(vec![gpu("3")])),
         // 4 per container: the file allows it, the cluster (3 per GPU) does not.
-        pod("p-4", "team-a", complete_spec(vec![gpu("4")], "medium-priority")),
+        pod("p-4", "team-a", medium(vec![gpu("4")])),
         // 3 x 3 = 9 > 8 allocatable on the largest node.
-        pod(
-            "p-9",
-            "team-a",
-            complete_spec(vec![gpu("3"), gpu("3"), gpu("3")], "medium-priority"),
-        ),
+        pod("p-9", "team-a", medium(vec![gpu("3"), gpu("3"), gpu("3")])),
         pod("bare-team-a", "team-a", bare(vec![gpu("1")])),
         pod("bare-ai", "ai", bare(vec![gpu("1")])),
         pod(
             "p-mig",
             "team-a",
-            complete_spec(
-                vec![container("cuda", &[("nvidia.com/mig-3g.20gb", "1")])],
-                "medium-priority",
-            ),
+            medium(vec![container("cuda", &[("nvidia.com/mig-3g.20gb", "1")])]),
         ),
-        pod("p-low", "team-a", complete_spec(vec![gpu("1")], "low-priority")),
+        pod("p-low", "team-a", complete(vec![gpu("1")], "low-priority")),
         coral_pod("coral-lab"),
         coral_pod("team-a"),
-        pod(
-            "p-root",
-            "team-a",
-            json!({"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}],
-                   "volumes": [{"name": "root", "hostPath": {"path": "/"}}]}),
-        ),
-        deployment("d-2", "team-a", complete_spec(vec![gpu("2")], "medium-priority")),
-        deployment("d-5", "team-a", complete_spec(vec![gpu("5")], "medium-priority")),
+        pod("p-root", "team-a", root.host_path_volume("root", "/")),
+        deployment("d-2", "team-a", medium(vec![gpu("2")])),
+        deployment("d-5", "team-a", medium(vec![gpu("5")])),
         deployment("d-incomplete", "ai", bare(vec![gpu("1")])),
     ];
-    let dir = cp.dir().join(format!("parity-{}", unique()));
+    let dir = cp.dir().join(unique_name("parity"));
     fs::create_dir_all(dir.join("state")).expect("mkdir state");
     let docs: Vec<String> = manifests.iter().map(|m| format!("---\n{m}\n")).collect();
     fs::write(dir.join("manifests.yaml"), docs.concat()).expect("write manifests");
 
     // The server first: once it answers as the cluster now is (eventually), dump and compare.
     let offline = |state: &Path| -> Vec<Value> {
-        let out = Command::new(BIN)
+        let out = Command::new(webhook::bin())
             .args(["check", "--output", "json", "--policy"])
             .arg(policy_file())
             .arg("--cluster-state")
@@ -663,13 +603,13 @@ fn api_server_gone_keeps_answering_from_the_cache() {
     let policy = files.path().join("policy.yaml");
     fs::copy(webhook::repo().join("policies/default.yaml"), &policy).expect("copy policy");
 
-    let mut w = ClusterWebhook::spawn(files.path(), &kubeconfig, &policy);
-    w.wait_ready();
+    let options = WebhookOptions::default().policy(&policy).cluster(&kubeconfig);
+    let mut w = Webhook::start(options.under(files.path()));
     let three = slices_pod("team-a", 3);
     let two = slices_pod("team-a", 2);
     let before = eventually("3 slices denied with replicas 2", WAIT, &w, || {
         let v = verdict_of(&w.review("/validate", &three));
-        if v.denied { Ok(v) } else { Err(format!("{v:?}")) }
+        seen(v.denied, v.clone(), &v)
     });
     assert_eq!(before.codes, code_set(&["SLICES_CONTAINER_EXCEEDED"]));
     assert!(!verdict_of(&w.review("/validate", &two)).denied);
@@ -678,11 +618,7 @@ fn api_server_gone_keeps_answering_from_the_cache() {
 
     let errors = eventually("watch errors after the API server is gone", WAIT_BACKOFF, &w, || {
         let e = w.cluster_metric("gpu_admission_cluster_watch_errors_total", "nodes");
-        if e > 0.0 {
-            Ok(e)
-        } else {
-            Err(format!("nodes errors {e}"))
-        }
+        seen(e > 0.0, e, e)
     });
     assert!(errors > 0.0);
     assert_eq!(
@@ -704,11 +640,7 @@ fn api_server_gone_keeps_answering_from_the_cache() {
     let first = w.cluster_metric("gpu_admission_cluster_cache_staleness_seconds", "nodes");
     let second = eventually("staleness grows", WAIT, &w, || {
         let s = w.cluster_metric("gpu_admission_cluster_cache_staleness_seconds", "nodes");
-        if s > first {
-            Ok(s)
-        } else {
-            Err(format!("{s} after {first}"))
-        }
+        seen(s > first, s, (s, first))
     });
     assert!(second > first);
     w.assert_running();

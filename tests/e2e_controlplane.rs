@@ -1,8 +1,7 @@
 //! Smoke test for the e2e harness: a real etcd + kube-apiserver come up and
 //! answer kubectl. Fails (never skips) when the binaries are unavailable.
 
-#[path = "e2e/harness.rs"]
-mod harness;
+use gpu_admission_testkit::e2e::harness;
 
 #[test]
 fn control_plane_serves_kubectl() {

@@ -2,10 +2,7 @@
 //! base in a server-side dry run (with stub cert-manager CRDs, see
 //! `tests/fixtures/cert-manager-crds-stub.yaml`).
 
-#[path = "e2e/harness.rs"]
-mod harness;
-#[path = "e2e/webhook.rs"]
-mod webhook;
+use gpu_admission_testkit::e2e::{harness, webhook};
 
 use std::collections::BTreeSet;
 use std::time::Instant;

@@ -7,10 +7,7 @@
 //! The configurations change during the test, so this binary has a single test that goes
 //! through the steps in order.
 
-#[path = "e2e/harness.rs"]
-mod harness;
-#[path = "e2e/webhook.rs"]
-mod webhook;
+use gpu_admission_testkit::e2e::{harness, webhook};
 
 use harness::kubectl;
 use serde_json::{Value, json};

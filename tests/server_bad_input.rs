@@ -6,10 +6,11 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use gpu_admission_testkit::{Pod, Review};
 use serde_json::{Value, json};
 
 fn valid() -> Value {
-    review("bad-1", "CREATE", "ai", &gpu_pod("p", "ai", "1"))
+    Review::create(&Pod::gpu(1).ns("ai").build()).uid("bad-1").build()
 }
 
 fn with(f: impl FnOnce(&mut Value)) -> String {

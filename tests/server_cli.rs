@@ -10,6 +10,8 @@ use std::process::{Command, Output, Stdio};
 
 use base64::Engine as _;
 use common::*;
+use gpu_admission_testkit::review::apply_patch;
+use gpu_admission_testkit::{Pod, Review};
 use rustls::client::danger::ServerCertVerifier as _;
 use serde_json::Value;
 
@@ -31,9 +33,9 @@ fn run_with_stdin(mut cmd: Command, stdin: &[u8]) -> Output {
 #[test]
 fn review_prints_the_response_review() {
     let dir = tempfile::tempdir().unwrap();
-    let pod = gpu_pod("p", "ai", "1");
+    let pod = Pod::gpu(1).ns("ai").build();
     let file = dir.path().join("review.json");
-    std::fs::write(&file, review("cli-1", "CREATE", "ai", &pod).to_string()).unwrap();
+    std::fs::write(&file, Review::create(&pod).uid("cli-1").to_string()).unwrap();
 
     let out = bin()
         .args(["review", "--endpoint", "mutate"])
@@ -44,11 +46,13 @@ fn review_prints_the_response_review() {
     let resp: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(resp["response"]["uid"], "cli-1");
     assert_eq!(resp["response"]["patchType"], "JSONPatch");
-    let patched = apply_patch(&resp, &pod);
+    let patched = apply_patch(&resp["response"], &pod);
     assert_eq!(patched["spec"]["nodeSelector"]["node-type"], "gpu-worker");
 
     // Default endpoint: validate; `-` reads stdin.
-    let bad = review("cli-2", "CREATE", "default", &host_path_pod("r", "default", "/")).to_string();
+    let bad = Review::create(&Pod::host_path("/").name("r").ns("default").build())
+        .uid("cli-2")
+        .to_string();
     let mut cmd = bin();
     cmd.args(["review", "-", "--compact"]);
     let out = run_with_stdin(cmd, bad.as_bytes());

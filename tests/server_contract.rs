@@ -5,6 +5,9 @@
 mod common;
 
 use common::*;
+use gpu_admission_testkit::paths::shared_dir;
+use gpu_admission_testkit::review::apply_patch;
+use gpu_admission_testkit::{Pod, Review, Workload};
 use serde_json::{Value, json};
 
 async fn server() -> (gpu_admission::server::RunningServer, Pki, Client) {
@@ -31,13 +34,13 @@ fn assert_envelope(resp: &Value, uid: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gpu_pod_in_ai_is_mutated_and_the_patch_applies() {
     let (server, _pki, client) = server().await;
-    let pod = gpu_pod("trainer", "ai", "1");
-    let resp = post_json(&client, "/mutate", &review("uid-mutate-1", "CREATE", "ai", &pod)).await;
+    let pod = Pod::gpu(1).name("trainer").ns("ai").build();
+    let resp = post_json(&client, "/mutate", &Review::create(&pod).uid("uid-mutate-1").build()).await;
     assert_envelope(&resp, "uid-mutate-1");
     let r = &resp["response"];
     assert_eq!(r["allowed"], true);
     assert_eq!(r["patchType"], "JSONPatch");
-    let patched = apply_patch(&resp, &pod);
+    let patched = apply_patch(&resp["response"], &pod);
     let spec = &patched["spec"];
     assert_eq!(spec["nodeSelector"]["node-type"], "gpu-worker");
     let tolerations = spec["tolerations"].as_array().expect("tolerations");
@@ -50,9 +53,19 @@ async fn gpu_pod_in_ai_is_mutated_and_the_patch_applies() {
     assert_eq!(spec["preemptionPolicy"], "PreemptLowerPriority");
 
     // The mutated pod passes validation; mutating it again adds nothing (idempotent).
-    let resp = post_json(&client, "/validate", &review("uid-mutate-2", "CREATE", "ai", &patched)).await;
+    let resp = post_json(
+        &client,
+        "/validate",
+        &Review::create(&patched).uid("uid-mutate-2").build(),
+    )
+    .await;
     assert_eq!(resp["response"]["allowed"], true, "{resp}");
-    let resp = post_json(&client, "/mutate", &review("uid-mutate-3", "CREATE", "ai", &patched)).await;
+    let resp = post_json(
+        &client,
+        "/mutate",
+        &Review::create(&patched).uid("uid-mutate-3").build(),
+    )
+    .await;
     assert_eq!(resp["response"]["allowed"], true);
     assert!(
         resp["response"].get("patch").is_none(),
@@ -65,13 +78,15 @@ async fn gpu_pod_in_ai_is_mutated_and_the_patch_applies() {
 async fn denials_carry_403_and_every_violation() {
     let (server, _pki, client) = server().await;
     let cases = [
-        (host_path_pod("root", "default", "/"), "HOSTPATH_NOT_ALLOWED"),
-        (gpu_pod("greedy", "ai", "5"), "SLICES_CONTAINER_EXCEEDED"),
+        (
+            Pod::host_path("/").name("root").ns("default").build(),
+            "HOSTPATH_NOT_ALLOWED",
+        ),
+        (Pod::gpu(5).name("greedy").ns("ai").build(), "SLICES_CONTAINER_EXCEEDED"),
     ];
     for (i, (object, code)) in cases.iter().enumerate() {
         let uid = format!("uid-deny-{i}");
-        let ns = object["metadata"]["namespace"].as_str().unwrap();
-        let resp = post_json(&client, "/validate", &review(&uid, "CREATE", ns, object)).await;
+        let resp = post_json(&client, "/validate", &Review::create(object).uid(&uid).build()).await;
         assert_envelope(&resp, &uid);
         let r = &resp["response"];
         assert_eq!(r["allowed"], false, "{resp}");
@@ -82,10 +97,10 @@ async fn denials_carry_403_and_every_violation() {
     }
 
     // Several violations in one object: all are listed, each with its code and path.
-    let mut pod = gpu_pod("both", "ai", "5");
+    let mut pod = Pod::gpu(5).name("both").ns("ai").build();
     pod["spec"]["nodeSelector"] = json!({"node-type": "cpu"});
     pod["spec"]["volumes"] = json!([{"name": "root", "hostPath": {"path": "/"}}]);
-    let resp = post_json(&client, "/validate", &review("uid-multi", "CREATE", "ai", &pod)).await;
+    let resp = post_json(&client, "/validate", &Review::create(&pod).uid("uid-multi").build()).await;
     let message = resp["response"]["status"]["message"].as_str().unwrap().to_string();
     for code in [
         "PLACEMENT_CONFLICT",
@@ -103,9 +118,9 @@ async fn denials_carry_403_and_every_violation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn placement_conflict_is_denied() {
     let (server, _pki, client) = server().await;
-    let mut pod = gpu_pod("cpu-node", "ml", "1");
+    let mut pod = Pod::gpu(1).name("cpu-node").ns("ml").build();
     pod["spec"]["nodeSelector"] = json!({"node-type": "cpu"});
-    let resp = post_json(&client, "/validate", &review("uid-conflict", "CREATE", "ml", &pod)).await;
+    let resp = post_json(&client, "/validate", &Review::create(&pod).uid("uid-conflict").build()).await;
     assert_eq!(resp["response"]["allowed"], false);
     assert!(
         resp["response"]["status"]["message"]
@@ -119,16 +134,10 @@ async fn placement_conflict_is_denied() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn controllers_get_warnings_not_patches() {
     let (server, _pki, client) = server().await;
-    let pod = gpu_pod("x", "ml", "1");
-    let deployment = json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "llm", "namespace": "ml"},
-        "spec": {"selector": {"matchLabels": {"app": "llm"}},
-                 "template": {"metadata": {"labels": {"app": "llm"}}, "spec": pod["spec"].clone()}}
-    });
+    let deployment = Workload::deployment("llm").ns("ml").template(Pod::gpu(1)).build();
     for op in ["CREATE", "UPDATE"] {
         let uid = format!("uid-dep-{op}");
-        let resp = post_json(&client, "/validate", &review(&uid, op, "ml", &deployment)).await;
+        let resp = post_json(&client, "/validate", &Review::of(op, &deployment).uid(&uid).build()).await;
         assert_envelope(&resp, &uid);
         let r = &resp["response"];
         assert_eq!(r["allowed"], true, "{resp}");
@@ -140,7 +149,7 @@ async fn controllers_get_warnings_not_patches() {
             assert!(w.chars().count() <= 120, "warning too long: {w}");
             assert!(!w.to_ascii_lowercase().starts_with("warning:"), "{w}");
         }
-        let resp = post_json(&client, "/mutate", &review(&uid, op, "ml", &deployment)).await;
+        let resp = post_json(&client, "/mutate", &Review::of(op, &deployment).uid(&uid).build()).await;
         assert!(
             resp["response"].get("patch").is_none(),
             "templates are not patched by default: {resp}"
@@ -152,49 +161,40 @@ async fn controllers_get_warnings_not_patches() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skipped_requests_are_allowed_untouched() {
     let (server, _pki, client) = server().await;
-    let bad = host_path_pod("root", "default", "/");
-    let gpu = gpu_pod("g", "ai", "1");
+    let bad = Pod::host_path("/").name("root").ns("default").build();
+    let gpu = Pod::gpu(1).name("g").ns("ai").build();
     let mut cases = Vec::new();
     // DELETE and CONNECT
-    let mut del = review("s-delete", "DELETE", "default", &bad);
-    del["request"]["oldObject"] = del["request"]["object"].take();
-    cases.push(("delete", del));
-    let mut connect = review("s-connect", "CONNECT", "default", &bad);
+    cases.push(("delete", Review::delete(&bad).uid("s-delete").build()));
+    let mut connect = Review::of("CONNECT", &bad).uid("s-connect").build();
     connect["request"]["object"] = json!({"apiVersion": "v1", "kind": "PodExecOptions", "command": ["sh"]});
     connect["request"]["kind"] = json!({"group": "", "version": "v1", "kind": "PodExecOptions"});
     connect["request"]["subResource"] = json!("exec");
     cases.push(("connect", connect));
     // Subresources
     for sub in ["status", "binding", "ephemeralcontainers"] {
-        let mut r = review(&format!("s-{sub}"), "UPDATE", "default", &bad);
-        r["request"]["subResource"] = json!(sub);
-        cases.push(("subresource", r));
+        let r = Review::of("UPDATE", &bad).uid(&format!("s-{sub}")).sub_resource(sub);
+        cases.push(("subresource", r.build()));
     }
     // Exempt namespaces
     cases.push((
         "exempt",
-        review(
-            "s-kube-system",
-            "CREATE",
-            "kube-system",
-            &host_path_pod("x", "kube-system", "/"),
-        ),
+        Review::create(&Pod::host_path("/").name("x").ns("kube-system").build())
+            .uid("s-kube-system")
+            .build(),
     ));
     cases.push((
         "exempt",
-        review(
-            "s-gpu-operator",
-            "CREATE",
-            "gpu-operator",
-            &gpu_pod("x", "gpu-operator", "9"),
-        ),
+        Review::create(&Pod::gpu(9).name("x").ns("gpu-operator").build())
+            .uid("s-gpu-operator")
+            .build(),
     ));
     // Kinds the policy does not cover
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "ai"},
                     "data": {"hostPath": "/"}});
-    cases.push(("uncovered", review("s-configmap", "CREATE", "ai", &cm)));
+    cases.push(("uncovered", Review::create(&cm).uid("s-configmap").build()));
     // A Pod UPDATE is never patched.
-    cases.push(("pod update", review("s-pod-update", "UPDATE", "ai", &gpu)));
+    cases.push(("pod update", Review::of("UPDATE", &gpu).uid("s-pod-update").build()));
 
     for (what, body) in &cases {
         for path in ["/mutate", "/validate"] {
@@ -223,8 +223,8 @@ async fn skipped_requests_are_allowed_untouched() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_is_handled_identically_and_labelled() {
     let (server, _pki, client) = server().await;
-    let pod = gpu_pod("dry", "ai", "1");
-    let mut body = review("uid-dry", "CREATE", "ai", &pod);
+    let pod = Pod::gpu(1).name("dry").ns("ai").build();
+    let mut body = Review::create(&pod).uid("uid-dry").build();
     let real = post_json(&client, "/mutate", &body).await;
     body["request"]["dryRun"] = json!(true);
     let dry = post_json(&client, "/mutate", &body).await;
@@ -256,7 +256,7 @@ async fn recorded_bench_reviews() {
         assert_envelope(&resp, body["request"]["uid"].as_str().unwrap());
         if path == "/mutate" && resp["response"].get("patch").is_some() {
             assert_eq!(resp["response"]["patchType"], "JSONPatch");
-            apply_patch(&resp, &body["request"]["object"]);
+            apply_patch(&resp["response"], &body["request"]["object"]);
         }
     }
     // The recorded pod already carries everything the policy wants.
@@ -269,7 +269,9 @@ async fn recorded_bench_reviews() {
 async fn keep_alive_http1_and_http2() {
     let pki = Pki::new();
     let server = start(config(&pki)).await;
-    let pod = review("ka", "CREATE", "ai", &gpu_pod("ka", "ai", "1")).to_string();
+    let pod = Review::create(&Pod::gpu(1).name("ka").ns("ai").build())
+        .uid("ka")
+        .to_string();
 
     // HTTP/1.1: several reviews on one connection.
     let conn = Client::new(server.addr, pki.ca_pem()).connect().await.unwrap();
@@ -314,13 +316,17 @@ async fn readyz_livez_and_metrics() {
     post_json(
         &client,
         "/validate",
-        &review("m1", "CREATE", "default", &host_path_pod("r", "default", "/")),
+        &Review::create(&Pod::host_path("/").name("r").ns("default").build())
+            .uid("m1")
+            .build(),
     )
     .await;
     post_json(
         &client,
         "/mutate",
-        &review("m2", "CREATE", "ai", &gpu_pod("g", "ai", "1")),
+        &Review::create(&Pod::gpu(1).name("g").ns("ai").build())
+            .uid("m2")
+            .build(),
     )
     .await;
     let resp = client.post("/validate", "nope").await.unwrap();

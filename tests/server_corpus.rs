@@ -13,6 +13,8 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::*;
+use gpu_admission_testkit::Review;
+use gpu_admission_testkit::review::apply_patch;
 use serde::Deserialize as _;
 use serde_json::Value;
 
@@ -49,19 +51,18 @@ async fn post(client: &Client, path: &str, body: &Value) -> Value {
 
 /// The decision for one object, and a description for failure messages.
 async fn decide(client: &Client, uid: &str, object: &Value) -> (&'static str, String) {
-    let namespace = object["metadata"]["namespace"].as_str().unwrap_or("default");
     let kind = object["kind"].as_str().unwrap_or_default();
-    let body = review(uid, "CREATE", namespace, object);
+    let body = Review::create(object).uid(uid).build();
     if kind == "Pod" {
         let mutated = post(client, "/mutate", &body).await;
         assert_eq!(mutated["response"]["allowed"], true, "/mutate never denies: {mutated}");
         let has_patch = mutated["response"].get("patch").is_some();
         let object = if has_patch {
-            apply_patch(&mutated, object)
+            apply_patch(&mutated["response"], object)
         } else {
             object.clone()
         };
-        let validated = post(client, "/validate", &review(uid, "CREATE", namespace, &object)).await;
+        let validated = post(client, "/validate", &Review::create(&object).uid(uid).build()).await;
         let r = &validated["response"];
         if r["allowed"] == false {
             return ("denied", r["status"]["message"].to_string());

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use common::*;
 use gpu_admission::certs::DevCa;
+use gpu_admission_testkit::{Pod, Review};
 use rustls::pki_types::ServerName;
 use rustls::pki_types::pem::PemObject as _;
 
@@ -19,7 +20,7 @@ async fn client_certificates_are_required_and_verified() {
     let mut cfg = config(&pki);
     cfg.client_ca = Some(ca_file);
     let server = start(cfg).await;
-    let body = review("mtls", "CREATE", "ai", &gpu_pod("p", "ai", "1")).to_string();
+    let body = Review::create(&Pod::gpu(1).ns("ai").build()).uid("mtls").to_string();
 
     // No client certificate: refused (the handshake or the first request fails).
     let anonymous = Client::new(server.addr, pki.ca_pem());
@@ -95,7 +96,7 @@ async fn tls12_tls13_and_alpn() {
         .await
         .unwrap();
     let mut http = conn.into_http().await.unwrap();
-    let body = review("noalpn", "CREATE", "ai", &gpu_pod("p", "ai", "1")).to_string();
+    let body = Review::create(&Pod::gpu(1).ns("ai").build()).uid("noalpn").to_string();
     assert_eq!(http.request("POST", "/mutate", body.into()).await.unwrap().status, 200);
     server.shutdown().await;
 }

@@ -11,13 +11,17 @@ use std::time::Duration;
 
 use common::*;
 use gpu_admission::server::RunningServer;
+use gpu_admission_testkit::paths::corpus;
+use gpu_admission_testkit::{Pod, Review};
 use serde_json::Value;
 
 /// Sends reviews on fresh connections until `stop`, for at most 2000 requests. Returns
 /// (requests, failures).
 fn client_loop(client: Client, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<(usize, Vec<String>)> {
     tokio::spawn(async move {
-        let body = review("loop", "CREATE", "ai", &gpu_pod("l", "ai", "1")).to_string();
+        let body = Review::create(&Pod::gpu(1).name("l").ns("ai").build())
+            .uid("loop")
+            .to_string();
         let (mut n, mut failures) = (0, Vec::new());
         while !stop.load(Ordering::Relaxed) && n < 2000 {
             match client.post("/mutate", body.clone()).await {
@@ -157,7 +161,9 @@ async fn a_mismatched_or_broken_pair_keeps_the_old_one() {
     })
     .await;
     assert_eq!(served_leaf(&client).await, original, "a mismatched pair was swapped in");
-    let body = review("after-mismatch", "CREATE", "ai", &gpu_pod("p", "ai", "1")).to_string();
+    let body = Review::create(&Pod::gpu(1).ns("ai").build())
+        .uid("after-mismatch")
+        .to_string();
     assert_eq!(client.post("/mutate", body.clone()).await.unwrap().status, 200);
 
     // A certificate file that is not PEM.
@@ -213,7 +219,7 @@ async fn unready_until_the_certificate_appears() {
         (admin_get(server.admin_addr, "/readyz").await.status == 200).then_some(())
     })
     .await;
-    let body = review("late", "CREATE", "ai", &gpu_pod("p", "ai", "1")).to_string();
+    let body = Review::create(&Pod::gpu(1).ns("ai").build()).uid("late").to_string();
     assert_eq!(client.post("/mutate", body).await.unwrap().status, 200);
     server.shutdown().await;
 }
@@ -229,7 +235,9 @@ async fn policy_reload_changes_a_decision_without_restart() {
     cfg.policy = Some(policy_path.clone());
     let server = start(cfg).await;
     let client = Client::new(server.addr, pki.ca_pem());
-    let body = review("pol", "CREATE", "default", &host_path_pod("r", "default", "/")).to_string();
+    let body = Review::create(&Pod::host_path("/").name("r").ns("default").build())
+        .uid("pol")
+        .to_string();
     let decide = || async {
         let resp = client.post("/validate", body.clone()).await.unwrap();
         assert_eq!(resp.status, 200);
@@ -272,17 +280,16 @@ async fn time_slicing_reload_changes_the_slice_limit() {
     let pki = Pki::new();
     let dir = tempfile::tempdir().unwrap();
     let ts_path = dir.path().join("time-slicing.yaml");
-    let corpus = shared_dir().join("corpus/07-time-slicing-configmap-replicas4.yaml");
-    let replicas4 = std::fs::read_to_string(corpus).unwrap();
+    let replicas4 = std::fs::read_to_string(corpus("07-time-slicing-configmap-replicas4.yaml")).unwrap();
     std::fs::write(&ts_path, &replicas4).unwrap();
     let mut cfg = config(&pki);
     cfg.time_slicing = Some(ts_path.clone());
     let server = start(cfg).await;
     let client = Client::new(server.addr, pki.ca_pem());
     // 6 slices in one container: over replicas 4, within replicas 8.
-    let mut pod = gpu_pod("six", "ai", "6");
+    let mut pod = Pod::gpu(6).name("six").ns("ai").build();
     pod["spec"]["nodeSelector"] = serde_json::json!({"node-type": "gpu-worker"});
-    let body = review("ts", "CREATE", "ai", &pod).to_string();
+    let body = Review::create(&pod).uid("ts").to_string();
     let message = |r: &Value| {
         r["response"]["status"]["message"]
             .as_str()

@@ -10,12 +10,15 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::*;
+use gpu_admission_testkit::{Pod, Review};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// Headers and the first half of a review; the second half is returned to send later.
 /// `Expect: 100-continue` makes the server say when its handler has started reading the body.
 fn split_request() -> (Vec<u8>, Vec<u8>) {
-    let body = review("inflight", "CREATE", "ai", &gpu_pod("p", "ai", "1"))
+    let body = Review::create(&Pod::gpu(1).ns("ai").build())
+        .uid("inflight")
+        .build()
         .to_string()
         .into_bytes();
     let head = format!(

@@ -1,28 +1,28 @@
-//! Shared by the benchmarks (`benches/*.rs`) and the load tools (`examples/benchkit.rs`):
-//! the AdmissionReview fixtures and a generator of realistic manifests for `check`.
-//!
-//! Each user includes this file with `#[path = ...] mod support;` and uses part of it.
-#![allow(dead_code)]
+//! Shared by the benchmarks (`benches/*.rs`) and the load tools (`tools/`): the recorded
+//! AdmissionReview bodies of `benches/data/` and a generator of realistic manifests for `check`.
 
 use std::fmt::Write as _;
 
 /// The review bodies, as kube-apiserver sends them (see `benches/data/generate.sh`).
 pub const FIXTURES: &[(&str, &[u8])] = &[
     // (a) A pod without GPUs in `default`: most of a cluster's reviews.
-    ("plain-pod", include_bytes!("../data/review-plain-pod.json")),
+    ("plain-pod", include_bytes!("../../benches/data/review-plain-pod.json")),
     // The recorded GPU pod CREATE (already has placement, toleration and class: allowed as is).
-    ("gpu-pod", include_bytes!("../data/review-pod.json")),
+    ("gpu-pod", include_bytes!("../../benches/data/review-pod.json")),
     // A GPU pod as its ReplicaSet creates it from a plain template: /mutate answers a patch.
     (
         "gpu-pod-unpatched",
-        include_bytes!("../data/review-gpu-pod-unpatched.json"),
+        include_bytes!("../../benches/data/review-gpu-pod-unpatched.json"),
     ),
     // (b) A GPU Deployment CREATE without placement, toleration and class: /validate warns.
-    ("gpu-deployment", include_bytes!("../data/review-gpu-deployment.json")),
+    (
+        "gpu-deployment",
+        include_bytes!("../../benches/data/review-gpu-deployment.json"),
+    ),
     // (c) A 30-container pod CREATE (two containers ask for a GPU).
-    ("pod-30", include_bytes!("../data/review-pod-30.json")),
+    ("pod-30", include_bytes!("../../benches/data/review-pod-30.json")),
     // (d) The recorded 100 KB UPDATE of a 30-container Deployment (object + oldObject): denied.
-    ("big-update", include_bytes!("../data/review-big.json")),
+    ("big-update", include_bytes!("../../benches/data/review-big.json")),
 ];
 
 /// The body of a fixture by name.

@@ -1,6 +1,7 @@
 //! Helpers for the server integration tests: certificates in a temporary directory, an in-process
 //! server on 127.0.0.1:0, a TLS client trusting the test CA (HTTP/1.1 or HTTP/2 through hyper, or
-//! raw bytes), admin-port requests, and AdmissionReview builders.
+//! raw bytes), and admin-port requests. Objects, reviews and waits come from the test kit
+//! (`gpu_admission_testkit`).
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
@@ -10,12 +11,13 @@ use std::time::Duration;
 
 use gpu_admission::certs::{DevCa, Issued};
 use gpu_admission::server::{RunningServer, ServerConfig};
+use gpu_admission_testkit::Wait;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -108,19 +110,15 @@ pub async fn start(config: ServerConfig) -> RunningServer {
 }
 
 /// Polls `check` until it returns `Some`, for at most [`BOUND`].
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + BOUND;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "gave up waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    Wait::new(what, BOUND)
+        .every(Duration::from_millis(25))
+        .until_async(check)
+        .await
 }
 
 // === client ===
@@ -359,79 +357,4 @@ pub fn metric(text: &str, name_and_labels: &str) -> f64 {
 
 pub async fn metrics_text(server: &RunningServer) -> String {
     String::from_utf8(admin_get(server.admin_addr, "/metrics").await.body).unwrap()
-}
-
-// === reviews ===
-
-/// An AdmissionReview v1 request for `object`.
-pub fn review(uid: &str, operation: &str, namespace: &str, object: &Value) -> Value {
-    let api_version = object["apiVersion"].as_str().unwrap_or("v1");
-    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    let kind = object["kind"].as_str().unwrap_or("Pod");
-    let resource = format!("{}s", kind.to_ascii_lowercase());
-    json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": uid,
-            "kind": {"group": group, "version": version, "kind": kind},
-            "resource": {"group": group, "version": version, "resource": resource},
-            "requestKind": {"group": group, "version": version, "kind": kind},
-            "requestResource": {"group": group, "version": version, "resource": resource},
-            "name": object["metadata"]["name"].as_str().unwrap_or(""),
-            "namespace": namespace,
-            "operation": operation,
-            "userInfo": {"username": "system:serviceaccount:argocd:argocd-application-controller"},
-            "object": object,
-            "oldObject": null,
-            "dryRun": false,
-            "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"}
-        }
-    })
-}
-
-/// A Pod whose container `main` asks for `gpus` of `nvidia.com/gpu`.
-pub fn gpu_pod(name: &str, namespace: &str, gpus: &str) -> Value {
-    json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "containers": [{
-                "name": "main",
-                "image": "nvcr.io/nvidia/cuda:12.4.0-base-ubuntu22.04",
-                "resources": {"limits": {"nvidia.com/gpu": gpus}, "requests": {"nvidia.com/gpu": gpus}}
-            }]
-        }
-    })
-}
-
-/// A Pod mounting `host_path` from the host.
-pub fn host_path_pod(name: &str, namespace: &str, host_path: &str) -> Value {
-    json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "containers": [{"name": "main", "image": "busybox", "volumeMounts": [{"name": "host", "mountPath": "/host"}]}],
-            "volumes": [{"name": "host", "hostPath": {"path": host_path}}]
-        }
-    })
-}
-
-/// Decodes `response.patch` (base64 JSON patch) and applies it to `object`.
-pub fn apply_patch(response: &Value, object: &Value) -> Value {
-    use base64::Engine as _;
-    let b64 = response["response"]["patch"]
-        .as_str()
-        .expect("patch is a base64 string");
-    let bytes = base64::engine::general_purpose::STANDARD.decode(b64).expect("base64");
-    let patch: json_patch::Patch = serde_json::from_slice(&bytes).expect("JSON patch");
-    let mut patched = object.clone();
-    json_patch::patch(&mut patched, &patch).expect("patch applies");
-    patched
-}
-
-pub fn shared_dir() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared"))
 }

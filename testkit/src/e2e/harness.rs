@@ -1,9 +1,6 @@
 //! End-to-end test harness: a real etcd + kube-apiserver on 127.0.0.1,
 //! started the way controller-runtime's envtest does it.
 //!
-//! Include from an integration test file with
-//! `#[path = "e2e/harness.rs"] mod harness;`.
-//!
 //! Binaries come from `KUBE_APISERVER_BIN`, `ETCD_BIN` and `KUBECTL_BIN`; any
 //! that is unset is taken from the bin dir printed (last line of stdout) by
 //! `scripts/control-plane.sh`, which builds them on first use. A missing binary
@@ -11,27 +8,29 @@
 //! skip.
 //!
 //! One control plane is shared by all tests of a test binary ([`shared`]).
-//! Every child runs in its own process group; a small `sh` reaper, started
-//! before any child, learns each group through a pipe from this process and
-//! kills them all, then removes the temp dir, as soon as the pipe closes: when
-//! the test process is gone (normal exit, panic, abort or SIGKILL), since the
-//! kernel closes its end. The reaper keeps the groups in memory, so nothing
-//! another test binary removes (a stale temp dir) can make it forget one. An owned
+//! Every child runs in its own process group, handed to a [`Reaper`] started
+//! before any child: it kills them all, then removes the temp dir, once the test
+//! process is gone (normal exit, panic, abort or SIGKILL). An owned
 //! [`ControlPlane`] (from [`ControlPlane::start`]) also tears down on `Drop`.
 //!
 //! Env knobs: `E2E_KEEP_DIR=1` keeps the temp dir (certs, kubeconfig, logs);
 //! `E2E_START_TIMEOUT_SECS` (default 120) bounds start-up.
-#![allow(dead_code)]
 
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub use super::reaper::Reaper;
+use super::reaper::{keep_dirs, kill_group};
+use crate::paths::repo;
+use crate::process;
+use crate::wait::Wait;
 
 /// Result of a `kubectl` invocation.
 #[derive(Debug, Clone)]
@@ -114,7 +113,7 @@ impl Binaries {
 }
 
 fn run_control_plane_script() -> Result<PathBuf, String> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/control-plane.sh");
+    let script = repo().join("scripts/control-plane.sh");
     eprintln!(
         "[e2e] KUBE_APISERVER_BIN/ETCD_BIN/KUBECTL_BIN not all set; running {} (slow on first use)",
         script.display()
@@ -146,9 +145,7 @@ pub struct ControlPlane {
     bins: Binaries,
     apiserver: Option<Child>,
     etcd: Option<Child>,
-    reaper: Option<Child>,
-    /// The write end of the reaper's stdin: one process group per line.
-    reaper_pipe: Option<Mutex<ChildStdin>>,
+    reaper: Option<Reaper>,
 }
 
 static SHARED: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
@@ -179,7 +176,7 @@ pub fn server_url() -> &'static str {
     shared().server_url()
 }
 
-fn free_port() -> Result<u16, String> {
+pub(crate) fn free_port() -> Result<u16, String> {
     let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| format!("bind 127.0.0.1:0: {e}"))?;
     l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
 }
@@ -201,7 +198,7 @@ pub fn tail(path: &Path, n: usize) -> String {
 
 /// Environment without HTTP proxies, so loopback traffic (apiserver -> webhook,
 /// kubectl -> apiserver) never goes through one.
-fn scrub_proxy(cmd: &mut Command) -> &mut Command {
+pub(crate) fn scrub_proxy(cmd: &mut Command) -> &mut Command {
     for k in [
         "HTTP_PROXY",
         "HTTPS_PROXY",
@@ -309,7 +306,7 @@ fn gen_pki(dir: &Path) -> Result<Pki, String> {
 /// may have been killed before it could clean up, e.g. by a job runner that
 /// kills every leftover process). Skipped when E2E_KEEP_DIR is set.
 fn remove_stale_dirs() {
-    if std::env::var_os("E2E_KEEP_DIR").is_some_and(|v| !v.is_empty() && v != "0") {
+    if keep_dirs() {
         return;
     }
     let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
@@ -327,37 +324,6 @@ fn remove_stale_dirs() {
             let _ = fs::remove_dir_all(entry.path());
         }
     }
-}
-
-/// `kill -s <sig> -- -<pgid>` via the shell builtin (no libc needed).
-fn signal_group(pgid: u32, sig: &str) {
-    let _ = Command::new("sh")
-        .args(["-c", r#"kill -s "$1" -- "-$2" 2>/dev/null"#, "kill"])
-        .arg(sig)
-        .arg(pgid.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-}
-
-/// Sends SIGTERM, then SIGKILL after `grace`, to the process group led by `child`.
-fn kill_group(child: &mut Child, grace: Duration) {
-    let pgid = child.id();
-    if matches!(child.try_wait(), Ok(Some(_))) {
-        return;
-    }
-    signal_group(pgid, "TERM");
-    let deadline = Instant::now() + grace;
-    while Instant::now() < deadline {
-        if matches!(child.try_wait(), Ok(Some(_))) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    signal_group(pgid, "KILL");
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 impl ControlPlane {
@@ -389,10 +355,9 @@ impl ControlPlane {
             apiserver: None,
             etcd: None,
             reaper: None,
-            reaper_pipe: None,
         };
         // From here on, an early return drops `cp`, which kills what was started.
-        cp.spawn_reaper()?;
+        cp.reaper = Some(Reaper::spawn(Some(&cp.dir))?);
         let pki = gen_pki(&cp.dir)?;
 
         let timeout = Duration::from_secs(
@@ -447,40 +412,8 @@ impl ControlPlane {
         cp.apiserver = Some(cp.spawn_logged(cmd, &apiserver_log, "kube-apiserver")?);
 
         cp.write_kubeconfig(&pki)?;
-        cp.wait_ready(deadline, timeout)?;
+        cp.wait_ready(deadline)?;
         Ok(cp)
-    }
-
-    /// Spawns the reaper: it outlives this process. It reads process groups from its stdin
-    /// until EOF (this process gone: the kernel closes the pipe), then kills every group it was
-    /// told of and removes `<dir>` (unless E2E_KEEP_DIR is set). Our end of the pipe is
-    /// close-on-exec, so no other child keeps it open.
-    fn spawn_reaper(&mut self) -> Result<(), String> {
-        let keep = std::env::var_os("E2E_KEEP_DIR").is_some_and(|v| !v.is_empty() && v != "0");
-        let script = r#"
-trap '' INT TERM HUP
-dir=$1 keep=$2 groups=""
-while read -r g; do groups="$groups $g"; done
-for g in $groups; do kill -s TERM -- "-$g" 2>/dev/null; done
-sleep 2
-for g in $groups; do kill -s KILL -- "-$g" 2>/dev/null; done
-[ "$keep" = 1 ] || rm -rf "$dir"
-"#;
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .arg("gpu-admission-e2e-reaper")
-            .arg(&self.dir)
-            .arg(if keep { "1" } else { "0" })
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .map_err(|e| format!("cannot spawn reaper sh: {e}"))?;
-        self.reaper_pipe = child.stdin.take().map(Mutex::new);
-        self.reaper = Some(child);
-        Ok(())
     }
 
     fn spawn_logged(&self, mut cmd: Command, log: &Path, name: &str) -> Result<Child, String> {
@@ -529,43 +462,48 @@ for g in $groups; do kill -s KILL -- "-$g" 2>/dev/null; done
         Ok(())
     }
 
-    fn wait_ready(&mut self, deadline: Instant, timeout: Duration) -> Result<(), String> {
-        let mut last;
-        // 1. /readyz (authenticated with the admin client cert).
-        loop {
-            self.check_alive()?;
-            let out = self.kubectl(&["get", "--raw=/readyz", "--request-timeout=5s"], None);
-            if out.success() && out.stdout.trim() == "ok" {
-                break;
-            }
-            last = format!("{}{}", out.stdout, out.stderr);
-            if Instant::now() > deadline {
-                return Err(self.timeout_error("/readyz", timeout, &last));
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        // 2. The `default` namespace (created by a post-start controller).
-        loop {
-            self.check_alive()?;
-            let out = self.kubectl(
-                &["get", "namespace", "default", "-o", "name", "--request-timeout=5s"],
+    fn wait_ready(&mut self, deadline: Instant) -> Result<(), String> {
+        // 1. /readyz (authenticated with the admin client cert), then 2. the `default`
+        // namespace (created by a post-start controller).
+        for (what, args, ready) in [
+            (
+                "/readyz",
+                &["get", "--raw=/readyz", "--request-timeout=5s"][..],
+                Some("ok"),
+            ),
+            (
+                "namespace/default",
+                &["get", "namespace", "default", "-o", "name", "--request-timeout=5s"][..],
                 None,
-            );
-            if out.success() {
-                return Ok(());
+            ),
+        ] {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let mut died = None;
+            let waited = Wait::new(format!("{what} at {}", self.server_url), left)
+                .every(Duration::from_millis(250))
+                .try_until(|| {
+                    if let Err(e) = self.check_alive() {
+                        died = Some(e);
+                        return Ok(());
+                    }
+                    let out = self.kubectl(args, None);
+                    if out.success() && ready.is_none_or(|r| out.stdout.trim() == r) {
+                        Ok(())
+                    } else {
+                        Err(format!("{}{}", out.stdout, out.stderr))
+                    }
+                });
+            if let Some(e) = died {
+                return Err(e);
             }
-            last = format!("{}{}", out.stdout, out.stderr);
-            if Instant::now() > deadline {
-                return Err(self.timeout_error("namespace/default", timeout, &last));
-            }
-            std::thread::sleep(Duration::from_millis(250));
+            waited.map_err(|e| self.start_error(&e))?;
         }
+        Ok(())
     }
 
-    fn timeout_error(&self, what: &str, timeout: Duration, last: &str) -> String {
+    fn start_error(&self, e: &str) -> String {
         format!(
-            "timed out after {timeout:?} waiting for {what} at {}; last kubectl output:\n{last}\n--- kube-apiserver.log (tail) ---\n{}\n--- etcd.log (tail) ---\n{}",
-            self.server_url,
+            "{e}\n--- kube-apiserver.log (tail) ---\n{}\n--- etcd.log (tail) ---\n{}",
             tail(&self.dir.join("kube-apiserver.log"), 40),
             tail(&self.dir.join("etcd.log"), 20)
         )
@@ -578,22 +516,8 @@ for g in $groups; do kill -s KILL -- "-$g" 2>/dev/null; done
             .env("KUBECONFIG", &self.kubeconfig)
             .env_remove("KUBECTL_EXTERNAL_DIFF")
             .arg(format!("--kubeconfig={}", self.kubeconfig.display()))
-            .args(args)
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run kubectl {}: {e}", self.bins.kubectl.display()));
-        if let Some(input) = stdin {
-            let mut pipe = child.stdin.take().expect("stdin pipe");
-            let input = input.to_owned();
-            // Write from a thread so a large input cannot deadlock against output.
-            std::thread::spawn(move || {
-                let _ = pipe.write_all(input.as_bytes());
-            });
-        }
-        let out = child.wait_with_output().expect("wait for kubectl");
+            .args(args);
+        let out = process::run(&mut cmd, stdin.unwrap_or_default().as_bytes());
         Output {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -638,11 +562,7 @@ for g in $groups; do kill -s KILL -- "-$g" 2>/dev/null; done
     /// Hands the process group `pgid` (a child spawned with `process_group(0)`, so its pid) to
     /// the reaper, which kills it with the control plane once the test process is gone.
     pub fn register_process_group(&self, pgid: u32) -> Result<(), String> {
-        let pipe = self.reaper_pipe.as_ref().ok_or("the reaper is not running")?;
-        let mut pipe = pipe.lock().unwrap_or_else(|e| e.into_inner());
-        writeln!(pipe, "{pgid}")
-            .and_then(|()| pipe.flush())
-            .map_err(|e| format!("cannot tell the reaper about process group {pgid}: {e}"))
+        self.reaper.as_ref().ok_or("the reaper is not running")?.register(pgid)
     }
 }
 
@@ -654,13 +574,9 @@ impl Drop for ControlPlane {
         if let Some(mut c) = self.etcd.take() {
             kill_group(&mut c, Duration::from_secs(5));
         }
-        if let Some(mut c) = self.reaper.take() {
-            // Reaper ignores TERM; KILL it and clean up ourselves.
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let keep = std::env::var_os("E2E_KEEP_DIR").is_some_and(|v| !v.is_empty() && v != "0");
-        if !keep {
+        // Everything is stopped: the reaper has nothing left to do.
+        drop(self.reaper.take());
+        if !keep_dirs() {
             let _ = fs::remove_dir_all(&self.dir);
         }
     }

@@ -1,82 +1,56 @@
-//! The real `gpu-admission serve` behind the e2e control plane (`harness.rs`).
+//! The real `gpu-admission serve` behind the e2e control plane ([`super::harness`]).
 //!
-//! Include after the harness:
-//! ```ignore
-//! #[path = "e2e/harness.rs"]
-//! mod harness;
-//! #[path = "e2e/webhook.rs"]
-//! mod webhook;
-//! ```
-//!
-//! - [`Webhook::start`] runs the test binary's `gpu-admission serve` on free 127.0.0.1 ports, its
+//! - [`Webhook::start`] runs `gpu-admission serve` ([`bin`]) on free 127.0.0.1 ports, its
 //!   serving certificate published the way the kubelet publishes a Secret volume (`tls.crt` →
 //!   `..data/tls.crt`, `..data` → a timestamped directory, swapped atomically), so rotations in
-//!   the tests are the ones cert-manager causes in a cluster. Its process group is handed to the
-//!   harness' reaper, so it dies with the test process even on SIGKILL.
+//!   the tests are the ones cert-manager causes in a cluster. With [`WebhookOptions::cluster`]
+//!   it runs `serve --cluster --kubeconfig FILE`. Its process group is handed to its own
+//!   [`Reaper`], so it dies with the test process even on SIGKILL.
 //! - [`render_local_overlay`] renders `deploy/overlays/local` with kubectl's kustomize and points
 //!   it at a port and CA; [`apply_webhook_configurations`] applies it and waits, without sleeping,
 //!   until the API server uses exactly that version (see [`apply_webhook_configurations`]).
 //! - Failures panic with the webhook's and the API server's log tails: a component that cannot
 //!   start fails the test, never skips it.
-#![allow(dead_code)]
 
 use std::fs;
 use std::io::{Read as _, Write as _};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpStream};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use crate::harness::{self, ControlPlane, Output};
+use super::harness::{self, Output, free_port, scrub_proxy};
+use super::reaper::{Reaper, kill_group};
+pub use crate::paths::{corpus, fixture, repo, s};
+use crate::wait::{Wait, unique_name};
 
-/// The binary under test (built by cargo for this test run). Examples get no `CARGO_BIN_EXE_*`
-/// from cargo: `examples/e2e_bench/` runs the release build `scripts/bench-e2e.sh` makes.
-pub const BIN: &str = match option_env!("CARGO_BIN_EXE_gpu-admission") {
-    Some(bin) => bin,
-    None => concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/gpu-admission"),
-};
+/// The binary under test: `$GPU_ADMISSION_BIN`, else `gpu-admission` in the directory of the
+/// running executable (cargo's `target/<profile>/` for a tool, its parent for a test in
+/// `target/<profile>/deps/`), which cargo builds for the package's integration tests.
+pub fn bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("GPU_ADMISSION_BIN").filter(|v| !v.is_empty()) {
+            return PathBuf::from(p);
+        }
+        let exe = std::env::current_exe().expect("the running executable");
+        let mut dir = exe.parent().expect("its directory").to_path_buf();
+        if dir.ends_with("deps") {
+            dir.pop();
+        }
+        dir.join("gpu-admission")
+    })
+}
 
 /// Upper bound of every wait for a state change (a hang fails the test; it asserts no duration).
 pub const WAIT: Duration = Duration::from_secs(60);
-
-/// The repository root.
-pub fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// `../shared/corpus/<file>` (the real-world manifests next to the repository).
-pub fn corpus(file: &str) -> PathBuf {
-    let p = repo().join("../shared/corpus").join(file);
-    assert!(p.is_file(), "corpus file {} is missing", p.display());
-    p
-}
-
-/// `tests/fixtures/e2e/<file>`.
-pub fn fixture(file: &str) -> PathBuf {
-    let p = repo().join("tests/fixtures/e2e").join(file);
-    assert!(p.is_file(), "fixture {} is missing", p.display());
-    p
-}
-
-/// A path as a `&str` for kubectl arguments.
-pub fn s(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 path")
-}
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local addr").port()
-}
-
-fn unique() -> u64 {
-    static N: AtomicU64 = AtomicU64::new(0);
-    N.fetch_add(1, Ordering::Relaxed)
-}
+/// Upper bound of waits that include a watch's retry backoff (up to 30 s between retries).
+pub const WAIT_BACKOFF: Duration = Duration::from_secs(90);
 
 // === certificates ===
 
@@ -120,7 +94,7 @@ fn read(p: &Path) -> String {
 }
 
 fn run_certs(dir: &Path, reuse_ca: bool, days: u32) {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(bin());
     cmd.args(["certs", "--out"])
         .arg(dir)
         .args(["--host", "127.0.0.1", "--host", "localhost", "--valid-days"])
@@ -128,7 +102,9 @@ fn run_certs(dir: &Path, reuse_ca: bool, days: u32) {
     if reuse_ca {
         cmd.arg("--reuse-ca");
     }
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {BIN} certs: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {} certs: {e}", bin().display()));
     assert!(
         out.status.success(),
         "gpu-admission certs failed ({}):\n{}",
@@ -189,16 +165,51 @@ impl SecretVolume {
 // === the webhook process ===
 
 /// How to start the webhook.
+#[derive(Clone, Debug)]
 pub struct WebhookOptions {
     /// `--policy`; `None` serves the embedded default policy.
     pub policy: Option<PathBuf>,
+    /// `--cluster --kubeconfig <this>`: decide with the cluster's facts.
+    pub kubeconfig: Option<PathBuf>,
+    /// Where its files go (certificates, log); default: the shared control plane's directory.
+    pub parent: Option<PathBuf>,
+    /// Wait for `/readyz` before [`Webhook::start`] returns (default).
+    pub wait_ready: bool,
 }
 
 impl Default for WebhookOptions {
     fn default() -> Self {
         WebhookOptions {
             policy: Some(repo().join("policies/default.yaml")),
+            kubeconfig: None,
+            parent: None,
+            wait_ready: true,
         }
+    }
+}
+
+impl WebhookOptions {
+    pub fn policy(mut self, policy: &Path) -> Self {
+        self.policy = Some(policy.to_path_buf());
+        self
+    }
+
+    /// `serve --cluster` with this kubeconfig.
+    pub fn cluster(mut self, kubeconfig: &Path) -> Self {
+        self.kubeconfig = Some(kubeconfig.to_path_buf());
+        self
+    }
+
+    /// Files under `parent` (which must outlive the webhook).
+    pub fn under(mut self, parent: &Path) -> Self {
+        self.parent = Some(parent.to_path_buf());
+        self
+    }
+
+    /// Return as soon as the process is started (e.g. to see `/readyz` answer 503 first).
+    pub fn without_waiting(mut self) -> Self {
+        self.wait_ready = false;
+        self
     }
 }
 
@@ -211,30 +222,30 @@ pub struct Webhook {
     pub volume: SecretVolume,
     log: PathBuf,
     child: Option<Child>,
-    cp: &'static ControlPlane,
+    reaper: Reaper,
     options: WebhookOptions,
 }
 
 impl Webhook {
-    /// Starts the webhook with a fresh CA for the shared control plane and waits for `/readyz`.
+    /// Starts the webhook with a fresh CA and (unless told not to) waits for `/readyz`.
     pub fn start(options: WebhookOptions) -> Webhook {
-        Self::start_for(harness::shared(), options)
-    }
-
-    pub fn start_for(cp: &'static ControlPlane, options: WebhookOptions) -> Webhook {
-        let dir = cp.dir().join(format!("webhook-{}", unique()));
+        let parent = match &options.parent {
+            Some(p) => p.clone(),
+            None => harness::shared().dir().to_path_buf(),
+        };
+        let dir = parent.join(unique_name("webhook"));
         fs::create_dir_all(&dir).expect("mkdir webhook dir");
         let certs = CertSet::new_ca(&dir.join("ca"));
         let volume = SecretVolume::new(&dir.join("tls"), &certs.cert_pem(), &certs.key_pem());
         let mut w = Webhook {
             log: dir.join("webhook.log"),
-            cp,
             dir,
-            port: 0,
-            admin_port: 0,
+            port: free_port().expect("a free port"),
+            admin_port: free_port().expect("a free port"),
             certs,
             volume,
             child: None,
+            reaper: Reaper::spawn(None).expect("the webhook's reaper"),
             options,
         };
         w.spawn();
@@ -248,16 +259,12 @@ impl Webhook {
     }
 
     fn spawn(&mut self) {
-        if self.port == 0 {
-            self.port = free_port();
-            self.admin_port = free_port();
-        }
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)
             .expect("open webhook log");
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(bin());
         cmd.arg("serve")
             .arg(format!("--listen=127.0.0.1:{}", self.port))
             .arg(format!("--admin-listen=127.0.0.1:{}", self.admin_port))
@@ -269,6 +276,8 @@ impl Webhook {
             .arg("--shutdown-grace-ms=2000")
             .env("RUST_LOG", "info")
             .env_remove("GPU_ADMISSION_POLICY")
+            .env_remove("KUBECONFIG");
+        scrub_proxy(&mut cmd)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log fd"))
             .stderr(log)
@@ -276,49 +285,50 @@ impl Webhook {
         if let Some(p) = &self.options.policy {
             cmd.arg(format!("--policy={}", p.display()));
         }
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {BIN} serve: {e}"));
-        // The harness' reaper kills it once the test process is gone (even on SIGKILL).
-        self.cp
-            .register_process_group(child.id())
-            .expect("register with the reaper");
+        if let Some(k) = &self.options.kubeconfig {
+            cmd.arg("--cluster").arg(format!("--kubeconfig={}", k.display()));
+        }
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {} serve: {e}", bin().display()));
+        // The reaper kills it once the test process is gone (even on SIGKILL).
+        self.reaper.register(child.id()).expect("register with the reaper");
         self.child = Some(child);
-        self.wait_ready();
+        if self.options.wait_ready {
+            self.wait_ready();
+        }
     }
 
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
-                panic!("gpu-admission serve exited early ({status}):\n{}", self.log_tail(40));
-            }
-            if let Ok((200, _)) = self.admin_get("/readyz") {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "gpu-admission serve not ready within {WAIT:?}:\n{}",
-                self.log_tail(40)
-            );
-            std::thread::sleep(Duration::from_millis(100));
+    /// Panics (with the log) if the process has exited.
+    #[track_caller]
+    pub fn assert_running(&mut self) {
+        if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+            panic!("gpu-admission serve exited ({status}):\n{}", self.log_tail(40));
         }
+    }
+
+    /// Waits for `/readyz` 200 (with `--cluster`, that includes the caches' first sync).
+    #[track_caller]
+    pub fn wait_ready(&mut self) {
+        Wait::new("gpu-admission serve ready", WAIT_BACKOFF).until(|| {
+            self.assert_running();
+            match self.admin_get("/readyz") {
+                Ok((200, _)) => Ok(()),
+                other => Err(format!("{other:?}\n{}", self.log_tail(40))),
+            }
+        })
     }
 
     /// SIGTERM, and wait until the process is gone (the ports are then closed).
     pub fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else { return };
-        let _ = Command::new("sh")
-            .args(["-c", r#"kill -s TERM "$1""#, "kill"])
-            .arg(child.id().to_string())
-            .status();
-        let deadline = Instant::now() + WAIT;
-        while !matches!(child.try_wait(), Ok(Some(_))) {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if let Some(mut child) = self.child.take() {
+            kill_group(&mut child, WAIT);
         }
+    }
+
+    /// The process id (the same throughout: the webhook was not restarted).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the webhook is running").id()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -338,6 +348,7 @@ impl Webhook {
     }
 
     /// The `/metrics` text.
+    #[track_caller]
     pub fn metrics(&self) -> String {
         match self.admin_get("/metrics") {
             Ok((200, body)) => body,
@@ -348,6 +359,36 @@ impl Webhook {
     /// Sum of the samples of `name` whose labels include every `key="value"` in `labels`.
     pub fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         metric_sum(&self.metrics(), name, labels)
+    }
+
+    /// One `{resource="..."}` sample of a cluster metric; panics if there is none.
+    #[track_caller]
+    pub fn cluster_metric(&self, name: &str, resource: &str) -> f64 {
+        let text = self.metrics();
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&format!("{name}{{resource=\"{resource}\"}}"))),
+            "/metrics has no {name}{{resource=\"{resource}\"}}:\n{text}"
+        );
+        metric_sum(&text, name, &[("resource", resource)])
+    }
+
+    /// POSTs a dry-run CREATE review of `object` to `/mutate` or `/validate` over HTTPS, as the
+    /// API server would; returns its `response`.
+    #[track_caller]
+    pub fn review(&self, endpoint: &str, object: &Value) -> Value {
+        let body = crate::Review::create(object)
+            .uid(&unique_name("e2e-cluster"))
+            .user("e2e")
+            .dry_run(true)
+            .build()
+            .to_string();
+        let (status, bytes) = https_post(self.port, &self.certs.ca_pem(), endpoint, body.as_bytes())
+            .unwrap_or_else(|e| panic!("POST {endpoint}: {e}\n{}", self.log_tail(20)));
+        let text = String::from_utf8_lossy(&bytes);
+        assert_eq!(status, 200, "POST {endpoint}: HTTP {status}: {text}");
+        let review: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("POST {endpoint}: {e}: {text}"));
+        review["response"].clone()
     }
 
     /// The whole log (JSON lines).
@@ -384,6 +425,50 @@ impl Drop for Webhook {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// HTTPS POST (HTTP/1.0, so the body is not chunked) trusting `ca_pem`: (status, body).
+pub fn https_post(port: u16, ca_pem: &str, path: &str, body: &[u8]) -> Result<(u16, Vec<u8>), String> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots
+            .add(cert.map_err(|e| format!("CA PEM: {e}"))?)
+            .map_err(|e| format!("CA: {e}"))?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::IpAddress(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST).into());
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
+    let sock = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).map_err(|e| format!("connect: {e}"))?;
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    let mut tls = rustls::StreamOwned::new(conn, sock);
+    let head = format!(
+        "POST {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    tls.write_all(head.as_bytes()).map_err(|e| format!("write: {e}"))?;
+    tls.write_all(body).map_err(|e| format!("write: {e}"))?;
+    tls.flush().map_err(|e| format!("flush: {e}"))?;
+    let mut buf = Vec::new();
+    if let Err(e) = tls.read_to_end(&mut buf) {
+        // A peer that closes without close_notify still sent the whole response.
+        if e.kind() != std::io::ErrorKind::UnexpectedEof || buf.is_empty() {
+            return Err(format!("read: {e}"));
+        }
+    }
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| format!("no HTTP head in {:?}", String::from_utf8_lossy(&buf)))?;
+    let head = String::from_utf8_lossy(&buf[..split]).to_string();
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    Ok((status, buf[split + 4..].to_vec()))
 }
 
 /// Sum of matching samples in a Prometheus/OpenMetrics text exposition.
@@ -481,7 +566,7 @@ pub fn set_port(list: &mut Value, port: u16) {
 /// when the API server uses this version of the configuration, which replaces the previous one as
 /// a whole (its `caBundle`, URLs and rules included).
 pub fn apply_webhook_configurations(list: &Value) {
-    let marker = format!("{}-{}", std::process::id(), unique());
+    let marker = unique_name(&std::process::id().to_string());
     let mut list = list.clone();
     let mut probes = Vec::new();
     for (kind, tag) in [
@@ -533,18 +618,14 @@ pub fn apply_webhook_configurations(list: &Value) {
                          "labels": {"gpu-admission-e2e/probe": label}},
         })
         .to_string();
-        let deadline = Instant::now() + WAIT;
-        loop {
+        Wait::new(format!("the API server picks up webhook {name}"), WAIT).until(|| {
             let out = harness::kubectl(&["create", "--dry-run=server", "-f", "-"], Some(&cm));
             if !out.success() && out.stderr.contains(&format!("failed calling webhook \"{name}\"")) {
-                break;
+                Ok(())
+            } else {
+                Err(format!("{out:?}"))
             }
-            assert!(
-                Instant::now() < deadline,
-                "the API server did not pick up webhook {name} within {WAIT:?}; last attempt: {out:?}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        });
     }
 }
 

@@ -1,7 +1,7 @@
 //! Benchmark driver (BENCHMARKS.md; `scripts/bench.sh` runs it):
 //!
 //! - `benchkit load`: starts `gpu-admission serve` (release build, certificates from
-//!   `gpu-admission certs`) and the floor server (`examples/floor.rs`) side by side on 127.0.0.1,
+//!   `gpu-admission certs`) and the floor server (`floor`) side by side on 127.0.0.1,
 //!   replays recorded AdmissionReview bodies over HTTPS keep-alive (HTTP/1.1, as kube-apiserver
 //!   calls webhooks) from N connections, at full speed and at fixed rates, and reports
 //!   throughput, latency percentiles (HdrHistogram), errors, each server's CPU
@@ -23,12 +23,8 @@ use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 
-#[path = "../benches/support/load.rs"]
-mod load;
-#[path = "../benches/support/mod.rs"]
-mod support;
-
-use load::{Client, MAX_RUN, Outcome, Request};
+use gpu_admission_testkit::fixtures as support;
+use gpu_admission_tools::load::{self, Client, MAX_RUN, Outcome, Request};
 
 #[derive(Parser)]
 #[command(about = "gpu-admission benchmark driver (BENCHMARKS.md)")]
@@ -50,8 +46,8 @@ struct LoadArgs {
     /// The gpu-admission binary (a release build).
     #[arg(long, default_value = "target/release/gpu-admission")]
     server_bin: PathBuf,
-    /// The floor server binary (`cargo build --release --example floor`).
-    #[arg(long, default_value = "target/release/examples/floor")]
+    /// The floor server binary (`cargo build --release -p gpu-admission-tools`).
+    #[arg(long, default_value = "target/release/floor")]
     floor_bin: PathBuf,
     /// Certificates and server logs go here.
     #[arg(long, default_value = "target/bench")]
@@ -66,7 +62,7 @@ struct LoadArgs {
     #[arg(long, default_value_t = 2)]
     rounds: usize,
     /// Scenarios `FIXTURE@ENDPOINT:RATE`, RATE `max` (full speed) or reviews per second.
-    /// Fixtures: see benches/support/mod.rs.
+    /// Fixtures: see testkit/src/fixtures.rs.
     #[arg(
         long,
         value_delimiter = ',',

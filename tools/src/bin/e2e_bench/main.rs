@@ -3,14 +3,14 @@
 //!
 //! Server dry-run creates of a GPU pod (`POST /api/v1/namespaces/ai/pods?dryRun=All`) from N
 //! concurrent clients, in three set-ups on one control plane (the e2e harness' etcd +
-//! kube-apiserver, `tests/e2e/harness.rs`):
+//! kube-apiserver, `gpu_admission_testkit::e2e::harness`):
 //!
 //! 1. `none`: no policy;
 //! 2. `cel-vap`: the validation subset of the rules as a ValidatingAdmissionPolicy (CEL, in the
 //!    API server's process) with a `Deny` binding: what a user would pick instead;
 //! 3. `gpu-admission`: the release `gpu-admission serve`, registered with the mutating and
-//!    validating webhook configurations of `deploy/overlays/local` (`tests/e2e/webhook.rs`);
-//! 4. `floor webhook` (with `--floor-bin`, a diagnostic): the floor server of `examples/floor.rs`
+//!    validating webhook configurations of `deploy/overlays/local` (`gpu_admission_testkit::e2e::webhook`);
+//! 4. `floor webhook` (with `--floor-bin`, a diagnostic): the floor server (`tools/src/bin/floor.rs`)
 //!    (reads the review, answers allowed) behind the same configurations: the cost of being a
 //!    webhook at all, apart from gpu-admission's own.
 //!
@@ -31,14 +31,10 @@
 //! (`target/release/gpu-admission`).
 
 mod client;
-#[path = "../../tests/e2e/harness.rs"]
-mod harness;
 mod pods;
 mod procs;
 mod report;
 mod server_metrics;
-#[path = "../../tests/e2e/webhook.rs"]
-mod webhook;
 
 #[allow(unused_imports)]
 use client::*;
@@ -71,7 +67,8 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
-use webhook::{Webhook, WebhookOptions, metric_sum};
+use gpu_admission_testkit::e2e::harness;
+use gpu_admission_testkit::e2e::webhook::{self, Webhook, WebhookOptions, metric_sum};
 
 /// The namespace of the load (the Coral's `/dev/bus/usb` is allowed there).
 const NS: &str = "ai";
@@ -119,7 +116,7 @@ struct Args {
     pprof: Option<PathBuf>,
     #[arg(long, default_value_t = 3)]
     pprof_seconds: u32,
-    /// Also run set-up 4: the floor server (`examples/floor.rs`: reads the review, answers
+    /// Also run set-up 4: the floor server (`floor`: reads the review, answers
     /// allowed) behind the same webhook configurations as gpu-admission, to tell the cost of
     /// being a webhook at all from gpu-admission's own.
     #[arg(long)]
@@ -691,7 +688,7 @@ struct Configs {
     floor: Option<Value>,
 }
 
-/// The floor server (`examples/floor.rs`), killed on drop and by the harness' reaper.
+/// The floor server (`floor`), killed on drop and by the harness' reaper.
 struct Floor {
     child: std::process::Child,
     port: u16,
@@ -792,17 +789,17 @@ fn run(args: &Args) -> Result<bool, String> {
                 .into(),
         );
     }
-    if !Path::new(webhook::BIN).is_file() {
+    if !webhook::bin().is_file() {
         return Err(format!(
             "{} is missing: build it first (cargo build --release; scripts/bench-e2e.sh does)",
-            webhook::BIN
+            webhook::bin().display()
         ));
     }
     let load_start = loadavg();
-    log("starting etcd + kube-apiserver (tests/e2e/harness.rs)");
+    log("starting etcd + kube-apiserver (gpu_admission_testkit::e2e::harness)");
     let cp = harness::shared();
     webhook::ensure_namespaces(&[NS]);
-    log(&format!("starting {} serve", webhook::BIN));
+    log(&format!("starting {} serve", webhook::bin().display()));
     let w = Webhook::start(WebhookOptions::default());
     let floor = match &args.floor_bin {
         Some(bin) => {
@@ -897,7 +894,7 @@ fn run(args: &Args) -> Result<bool, String> {
     let versions = [
         first_line(&bins.kube_apiserver, "--version"),
         first_line(&bins.etcd, "--version"),
-        first_line(Path::new(webhook::BIN), "--version"),
+        first_line(webhook::bin(), "--version"),
     ];
     let report = report(
         args,

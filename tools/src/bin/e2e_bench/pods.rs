@@ -1,4 +1,4 @@
-//! Part of the e2e benchmark (examples/e2e_bench/main.rs).
+//! Part of the e2e benchmark (tools/src/bin/e2e_bench/main.rs).
 
 #[allow(unused_imports)]
 use super::*;

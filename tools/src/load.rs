@@ -1,11 +1,10 @@
-//! The load generator shared by `examples/benchkit.rs` (webhook vs floor) and `benches/e2e.rs`
-//! (through kube-apiserver): hyper's HTTP/1.1 client over tokio-rustls (ring), N keep-alive
-//! connections, closed loop at full speed or open loop at a fixed rate, latency in an
-//! HdrHistogram. Not gpu-admission code: nothing here comes from the crate under test.
+//! The load generator of `benchkit load` (webhook vs floor): hyper's HTTP/1.1 client over
+//! tokio-rustls (ring), N keep-alive connections, closed loop at full speed or open loop at a
+//! fixed rate, latency in an HdrHistogram. Not gpu-admission code: nothing here comes from the
+//! crate under test.
 //!
 //! Bounded: a run lasts at most [`MAX_RUN`], a request at most [`REQUEST_TIMEOUT`], a connection
 //! reconnects at most [`MAX_RECONNECTS`] times.
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -3,15 +3,15 @@
 //! runs on the machine (BENCHMARKS.md, "Profiling"):
 //!
 //! ```text
-//! cargo build --release --example review_loop
-//! valgrind --tool=callgrind target/release/examples/review_loop gpu-pod-unpatched mutate 1100
-//! valgrind --tool=callgrind target/release/examples/review_loop gpu-pod-unpatched mutate 100
+//! cargo build --release -p gpu-admission-tools --bin review_loop
+//! valgrind --tool=callgrind target/release/review_loop gpu-pod-unpatched mutate 1100
+//! valgrind --tool=callgrind target/release/review_loop gpu-pod-unpatched mutate 100
 //! # instructions per review = (Ir of the first - Ir of the second) / 1000
 //! ```
 //!
 //! `floor` instead of the endpoint does what the floor server does with the body.
 //!
-//! Fixtures: benches/support/mod.rs (`plain-pod`, `gpu-pod`, `gpu-pod-unpatched`,
+//! Fixtures: testkit/src/fixtures.rs (`plain-pod`, `gpu-pod`, `gpu-pod-unpatched`,
 //! `gpu-deployment`, `pod-30`, `big-update`).
 
 use std::hint::black_box;
@@ -20,9 +20,7 @@ use std::process::ExitCode;
 use gpu_admission::admission::{self, Endpoint};
 use gpu_admission::engine::Effective;
 use gpu_admission::policy::Policy;
-
-#[path = "../benches/support/mod.rs"]
-mod support;
+use gpu_admission_testkit::fixtures as support;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -54,7 +52,7 @@ fn main() -> ExitCode {
                 let (review, _) = admission::review(&policy, endpoint, black_box(body)).expect("a valid review");
                 black_box(admission::encode(&review));
             }
-            // What the floor server does with the body (examples/floor.rs).
+            // What the floor server does with the body (tools/src/bin/floor.rs).
             None => {
                 let v: serde_json::Value = serde_json::from_slice(black_box(body)).expect("JSON");
                 let uid = v.pointer("/request/uid").and_then(serde_json::Value::as_str);

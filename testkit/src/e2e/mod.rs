@@ -1,0 +1,11 @@
+//! End to end: a real etcd + kube-apiserver ([`harness`]), the real `gpu-admission serve`
+//! registered with it ([`webhook`]), the shared set-up of the cluster scenarios ([`cluster`]),
+//! and the [`reaper`] that kills everything they start once the test process is gone.
+//!
+//! A missing binary or a component that does not come up fails the test (a panic with log
+//! tails), never skips it.
+
+pub mod cluster;
+pub mod harness;
+pub mod reaper;
+pub mod webhook;

@@ -1,0 +1,24 @@
+//! The test kit of gpu-admission, shared by its unit tests (`src/**/tests`), integration tests
+//! (`tests/`), e2e tests, benches and tools (`tools/`). Dev-only: it is never a dependency of
+//! the webhook itself, and it does not depend on gpu-admission, so it only speaks JSON.
+//!
+//! - [`build`]: Kubernetes objects ([`Pod`], [`Workload`], [`Container`]) as `serde_json::Value`.
+//! - [`review`]: AdmissionReview v1 requests ([`Review`]) and reading responses (patches).
+//! - [`wait`]: the one bounded poll ([`Wait`]), and [`unique_name`].
+//! - [`process`]: running a command with stdin.
+//! - [`paths`]: the repository, the corpus and the fixtures.
+//! - [`fixtures`]: the recorded review bodies and the manifest generator of the benchmarks.
+//! - [`e2e`]: a real etcd + kube-apiserver ([`e2e::harness`]), the real `gpu-admission serve`
+//!   behind it ([`e2e::webhook`]) and the cluster scenarios' set-up ([`e2e::cluster`]).
+
+pub mod build;
+pub mod e2e;
+pub mod fixtures;
+pub mod paths;
+pub mod process;
+pub mod review;
+pub mod wait;
+
+pub use build::{Container, Pod, Workload};
+pub use review::Review;
+pub use wait::{Wait, unique_name};

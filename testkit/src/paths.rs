@@ -1,0 +1,36 @@
+//! Where things are: the repository, the open corpus next to it, the test fixtures.
+
+use std::path::{Path, PathBuf};
+
+/// The repository root (the parent of `testkit/`).
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("testkit/ sits in the repository")
+}
+
+/// `../shared` (the corpus and recorded reviews, next to the repository).
+pub fn shared_dir() -> PathBuf {
+    repo().join("../shared")
+}
+
+/// `../shared/corpus/<file>`; panics if it is missing.
+#[track_caller]
+pub fn corpus(file: &str) -> PathBuf {
+    let p = shared_dir().join("corpus").join(file);
+    assert!(p.is_file(), "corpus file {} is missing", p.display());
+    p
+}
+
+/// `tests/fixtures/e2e/<file>`; panics if it is missing.
+#[track_caller]
+pub fn fixture(file: &str) -> PathBuf {
+    let p = repo().join("tests/fixtures/e2e").join(file);
+    assert!(p.is_file(), "fixture {} is missing", p.display());
+    p
+}
+
+/// A path as a `&str` (for command arguments).
+pub fn s(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
