@@ -131,9 +131,16 @@ fn base_renders_every_component() {
         .collect();
     assert_eq!(
         resources,
-        ["configmaps", "namespaces", "nodes", "priorityclasses"]
-            .map(String::from)
-            .into()
+        [
+            "configmaps",
+            "namespaces",
+            "nodes",
+            "priorityclasses",
+            "resourceclaims",
+            "resourceclaimtemplates"
+        ]
+        .map(String::from)
+        .into()
     );
 }
 

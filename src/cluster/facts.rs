@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use super::dra::DraClaim;
 use crate::k8s::device_plugin::{CONFIG_LABEL, DeviceConfig, SharingMode, fallback_config};
 use crate::k8s::quantity;
 use crate::k8s::scheduling::{NodeView, Taint};
@@ -42,6 +43,9 @@ pub struct ClusterFacts {
     pub namespaces: BTreeMap<String, BTreeMap<String, String>>,
     /// Whether every source has synced at least once.
     pub synced: bool,
+    /// ResourceClaimTemplates and ResourceClaims by (namespace, name).
+    pub claim_templates: BTreeMap<(String, String), DraClaim>,
+    pub claims: BTreeMap<(String, String), DraClaim>,
     /// Whether the device-plugin ConfigMap was among the objects (without it, per-node
     /// time-slicing is unknown and nodes are judged by their allocatable alone).
     pub device_plugin_config_found: bool,
@@ -91,6 +95,18 @@ impl ClusterFacts {
                 }
                 "Namespace" => {
                     facts.namespaces.insert(name.to_string(), labels(object));
+                }
+                "ResourceClaimTemplate" | "ResourceClaim" => {
+                    let key = (
+                        meta(object, "namespace").unwrap_or("default").to_string(),
+                        name.to_string(),
+                    );
+                    if kind == "ResourceClaim" {
+                        facts.claims.insert(key, DraClaim::read(object.get("spec")));
+                    } else {
+                        let spec = object.get("spec").and_then(|s| s.get("spec"));
+                        facts.claim_templates.insert(key, DraClaim::read(spec));
+                    }
                 }
                 "ConfigMap" if name == cm.name && meta(object, "namespace") == Some(cm.namespace.as_str()) => {
                     facts.read_config_map(object);

@@ -6,6 +6,7 @@
 //! calls the API server.
 
 pub mod doctor;
+pub mod dra;
 pub mod facts;
 pub mod state_dir;
 pub mod watch;

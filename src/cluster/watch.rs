@@ -12,6 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_util::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node};
+use k8s_openapi::api::resource::v1::{ResourceClaim, ResourceClaimTemplate};
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -23,8 +24,23 @@ use tokio::sync::watch;
 use super::ClusterFacts;
 use crate::policy::PolicySpec;
 
+/// How many resources are watched.
+pub const SOURCES: usize = 6;
+
 /// The watched resources, in the order of [`ClusterWatch::sources`].
-pub const RESOURCES: [&str; 4] = ["nodes", "configmaps", "priorityclasses", "namespaces"];
+pub const RESOURCES: [&str; SOURCES] = [
+    "nodes",
+    "configmaps",
+    "priorityclasses",
+    "namespaces",
+    "resourceclaimtemplates",
+    "resourceclaims",
+];
+
+/// The first sources gate readiness. The DRA caches (`resource.k8s.io/v1`) do not: a cluster
+/// that does not serve DRA, or RBAC that does not grant it, leaves DRA claims unknown (each such
+/// pod warned, `DRA_COUNT_UNKNOWN`) instead of the webhook unready.
+pub const GATING: usize = 4;
 
 /// Health of one watch.
 #[derive(Debug, Default)]
@@ -50,7 +66,9 @@ pub struct ClusterWatch {
     config_maps: Store<ConfigMap>,
     priority_classes: Store<PriorityClass>,
     namespaces: Store<Namespace>,
-    sources: Arc<[SourceStatus; 4]>,
+    claim_templates: Store<ResourceClaimTemplate>,
+    claims: Store<ResourceClaim>,
+    sources: Arc<[SourceStatus; SOURCES]>,
     changed: watch::Receiver<u64>,
     /// Unix time (ms) the API server last answered the liveness probe (0: never).
     last_probe_ok_unix_ms: Arc<AtomicU64>,
@@ -59,13 +77,13 @@ pub struct ClusterWatch {
 // === impl ClusterWatch ===
 
 impl ClusterWatch {
-    /// Starts the four watches on the current tokio runtime. The device-plugin ConfigMap is
+    /// Starts the watches on the current tokio runtime. The device-plugin ConfigMap is
     /// watched by name in its namespace (from `spec.cluster.devicePluginConfig`; changing it
     /// needs a restart).
     pub fn spawn(client: Client, spec: &PolicySpec) -> Self {
         let (tx, changed) = watch::channel(0u64);
         let tx = Arc::new(tx);
-        let sources: Arc<[SourceStatus; 4]> = Arc::new(Default::default());
+        let sources: Arc<[SourceStatus; SOURCES]> = Arc::new(Default::default());
         let cm = &spec.cluster.device_plugin_config;
         let cm_config = watcher::Config::default().fields(&format!("metadata.name={}", cm.name));
         let nodes = run(Api::all(client.clone()), watcher::Config::default(), 0, &sources, &tx);
@@ -78,6 +96,8 @@ impl ClusterWatch {
         );
         let priority_classes = run(Api::all(client.clone()), watcher::Config::default(), 2, &sources, &tx);
         let namespaces = run(Api::all(client.clone()), watcher::Config::default(), 3, &sources, &tx);
+        let claim_templates = run(Api::all(client.clone()), watcher::Config::default(), 4, &sources, &tx);
+        let claims = run(Api::all(client.clone()), watcher::Config::default(), 5, &sources, &tx);
         let last_probe_ok_unix_ms = Arc::new(AtomicU64::new(0));
         tokio::spawn(probe(client, Arc::clone(&last_probe_ok_unix_ms)));
         Self {
@@ -86,27 +106,30 @@ impl ClusterWatch {
             config_maps,
             priority_classes,
             namespaces,
+            claim_templates,
+            claims,
             sources,
             changed,
         }
     }
 
-    /// Whether every watch has completed its first list.
+    /// Whether every gating watch has completed its first list.
     pub fn synced(&self) -> bool {
-        self.sources.iter().all(|s| s.synced.load(Ordering::Acquire))
+        self.sources[..GATING].iter().all(|s| s.synced.load(Ordering::Acquire))
     }
 
-    /// The resources whose first list has not completed yet.
+    /// The gating resources whose first list has not completed yet.
     pub fn unsynced(&self) -> Vec<&'static str> {
-        RESOURCES
-            .into_iter()
+        RESOURCES[..GATING]
+            .iter()
+            .copied()
             .zip(self.sources.iter())
             .filter(|(_, s)| !s.synced.load(Ordering::Acquire))
             .map(|(r, _)| r)
             .collect()
     }
 
-    pub fn sources(&self) -> &[SourceStatus; 4] {
+    pub fn sources(&self) -> &[SourceStatus; SOURCES] {
         &self.sources
     }
 
@@ -114,7 +137,7 @@ impl ClusterWatch {
     ///
     /// A watch that is not failing is as fresh as the API server's last answer to the liveness
     /// probe (a quiet cluster sends no events); a failing one, as its last event.
-    pub fn staleness_seconds(&self, started_unix_ms: u64) -> [f64; 4] {
+    pub fn staleness_seconds(&self, started_unix_ms: u64) -> [f64; SOURCES] {
         let now = now_unix_ms();
         let probe = self.last_probe_ok_unix_ms.load(Ordering::Acquire);
         std::array::from_fn(|i| {
@@ -140,6 +163,8 @@ impl ClusterWatch {
         collect(&self.config_maps, &mut objects);
         collect(&self.priority_classes, &mut objects);
         collect(&self.namespaces, &mut objects);
+        collect(&self.claim_templates, &mut objects);
+        collect(&self.claims, &mut objects);
         let mut facts = ClusterFacts::from_objects(spec, &objects);
         facts.synced = self.synced();
         facts
@@ -160,7 +185,7 @@ fn run<K>(
     api: Api<K>,
     config: watcher::Config,
     index: usize,
-    sources: &Arc<[SourceStatus; 4]>,
+    sources: &Arc<[SourceStatus; SOURCES]>,
     tx: &Arc<watch::Sender<u64>>,
 ) -> Store<K>
 where
@@ -175,7 +200,7 @@ where
 async fn drive<K>(
     stream: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
     index: usize,
-    sources: Arc<[SourceStatus; 4]>,
+    sources: Arc<[SourceStatus; SOURCES]>,
     tx: Arc<watch::Sender<u64>>,
 ) {
     let status = &sources[index];

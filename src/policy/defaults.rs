@@ -101,6 +101,7 @@ impl Default for GpuSpec {
         Self {
             resource_name: default_resource_name(),
             gpus_per_node: default_gpus_per_node(),
+            dra_device_classes: default_dra_device_classes(),
             time_slicing: TimeSlicingSpec::default(),
             vendor_prefixes: default_vendor_prefixes(),
         }
@@ -171,6 +172,9 @@ impl Default for HostPathSpec {
     }
 }
 
+pub(super) fn default_dra_device_classes() -> Vec<String> {
+    strings(&["gpu.nvidia.com", "mig.nvidia.com"])
+}
 pub(super) fn default_visibility_exempt() -> Vec<String> {
     // The monitoring stack (node-exporter tolerates every taint; dcgm-exporter needs the GPUs).
     strings(&["monitoring"])

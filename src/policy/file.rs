@@ -81,6 +81,9 @@ pub struct GpuSpec {
     /// Physical GPUs per GPU node.
     #[serde(default = "default_gpus_per_node")]
     pub gpus_per_node: u32,
+    /// DeviceClasses whose DRA claims are GPUs (the NVIDIA DRA driver's).
+    #[serde(default = "default_dra_device_classes")]
+    pub dra_device_classes: Vec<String>,
     /// Time-slicing, as configured in the device plugin.
     #[serde(default)]
     pub time_slicing: TimeSlicingSpec,

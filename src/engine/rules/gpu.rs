@@ -60,6 +60,23 @@ pub struct Usage {
     pub invalid: Vec<(String, QuantityError)>,
     /// Vendor resources (under `gpu.vendorPrefixes`) that are not GPU resources, with their path.
     pub unknown: Vec<(String, String)>,
+    /// Pod claims (DRA) that ask for GPUs, or whose claim cannot be found (with cluster facts).
+    pub dra: Vec<DraUse>,
+}
+
+/// A pod's DRA claim, seen through its ResourceClaim or ResourceClaimTemplate.
+#[derive(Debug, Clone)]
+pub struct DraUse {
+    /// The pod's name for the claim (`spec.resourceClaims[].name`).
+    pub claim: String,
+    /// `spec.resourceClaims[i]`.
+    pub path: String,
+    /// Whether it asks for a GPU device class (false: not found, so unknown).
+    pub gpu: bool,
+    /// GPUs it asks for, when every GPU request has a count.
+    pub count: Option<u64>,
+    /// Why the count is not known at admission.
+    pub unknown: Option<String>,
 }
 
 // === impl Usage ===
@@ -68,7 +85,10 @@ impl Usage {
     pub fn of(subject: &Subject<'_>) -> Self {
         let prefixes = &subject.policy.spec().gpu.vendor_prefixes;
         let names = gpu_resources(subject);
-        let mut usage = Usage::default();
+        let mut usage = Usage {
+            dra: dra_uses(subject),
+            ..Usage::default()
+        };
         for list in [List::InitContainers, List::Containers] {
             let Some(Value::Array(items)) = subject.spec.get(list.field()) else {
                 continue;
@@ -105,6 +125,13 @@ impl Usage {
                         }
                     }
                 }
+                if uses_gpu_claim(container, &usage.dra) {
+                    asks.push(Ask {
+                        resource: DRA_RESOURCE.to_string(),
+                        count: 0,
+                        path: format!("{base}.claims"),
+                    });
+                }
                 let sidecar = list == List::InitContainers
                     && container.get("restartPolicy").and_then(Value::as_str) == Some("Always");
                 let name = container.get("name").and_then(Value::as_str).unwrap_or("").to_string();
@@ -131,9 +158,20 @@ impl Usage {
         out
     }
 
-    /// A GPU workload asks for at least one GPU (or for a GPU amount that cannot be read).
+    /// A GPU workload asks for at least one GPU (or for a GPU amount that cannot be read), by an
+    /// extended resource or a DRA claim.
     pub fn is_gpu_workload(&self) -> bool {
-        !self.invalid.is_empty() || self.containers.iter().any(|c| c.asks.iter().any(|a| a.count > 0))
+        !self.invalid.is_empty()
+            || self.dra.iter().any(|d| d.gpu)
+            || self.containers.iter().any(|c| c.asks.iter().any(|a| a.count > 0))
+    }
+
+    /// Whether the container gets a GPU: an extended resource, or a claim on a GPU DRA claim.
+    pub fn container_gets_gpu(&self, list: List, index: usize) -> bool {
+        self.containers
+            .iter()
+            .filter(|c| c.list == list && c.index == index)
+            .any(|c| c.asks.iter().any(|a| a.count > 0 || a.resource == DRA_RESOURCE))
     }
 
     /// Kubernetes' effective pod request for `resource` (`PodRequests` in
@@ -159,6 +197,76 @@ impl Usage {
         }
         apps.saturating_add(sidecars).max(init_peak)
     }
+}
+
+/// The pseudo-resource of a container that uses a GPU DRA claim (count 0: counted per claim).
+pub const DRA_RESOURCE: &str = "resource.k8s.io/claim";
+
+/// The pod's DRA claims, with cluster facts (without them, a claim's contents are unknown).
+fn dra_uses(subject: &Subject<'_>) -> Vec<DraUse> {
+    let Some(facts) = subject.effective.cluster() else {
+        return Vec::new();
+    };
+    let classes = &subject.policy.spec().gpu.dra_device_classes;
+    let claims = subject.spec.get("resourceClaims").and_then(Value::as_array);
+    let mut out = Vec::new();
+    for (i, claim) in claims.into_iter().flatten().enumerate() {
+        let text = |f: &str| claim.get(f).and_then(Value::as_str).filter(|s| !s.is_empty());
+        let name = text("name").unwrap_or("").to_string();
+        let path = subject.field(&format!("resourceClaims[{i}]"));
+        let key = |n: &str| (subject.namespace.to_string(), n.to_string());
+        let (found, what) = match (text("resourceClaimTemplateName"), text("resourceClaimName")) {
+            (Some(t), _) => (
+                facts.claim_templates.get(&key(t)),
+                format!("ResourceClaimTemplate `{t}`"),
+            ),
+            (None, Some(c)) => (facts.claims.get(&key(c)), format!("ResourceClaim `{c}`")),
+            (None, None) => continue,
+        };
+        let Some(found) = found else {
+            out.push(DraUse {
+                claim: name,
+                path,
+                gpu: false,
+                count: None,
+                unknown: Some(format!(
+                    "{what} does not exist in namespace `{}` (yet)",
+                    subject.namespace
+                )),
+            });
+            continue;
+        };
+        let requests: Vec<_> = found.gpu_requests(classes).collect();
+        if requests.is_empty() {
+            continue;
+        }
+        let unknown = requests
+            .iter()
+            .find_map(|r| r.unknown.map(|why| format!("{what} request `{}`: {why}", r.name)));
+        let count = requests.iter().map(|r| r.count).sum::<Option<u64>>();
+        out.push(DraUse {
+            claim: name,
+            path,
+            gpu: true,
+            count,
+            unknown,
+        });
+    }
+    out
+}
+
+/// Whether a container lists (in `resources.claims`) one of the pod's GPU claims.
+fn uses_gpu_claim(container: &Map<String, Value>, dra: &[DraUse]) -> bool {
+    container
+        .get("resources")
+        .and_then(|r| r.get("claims"))
+        .and_then(Value::as_array)
+        .is_some_and(|claims| {
+            claims.iter().any(|c| {
+                let name = c.get("name").and_then(Value::as_str);
+                dra.iter().any(|d| d.gpu && Some(d.claim.as_str()) == name)
+            })
+        })
 }
 
 /// The resources that make a container a GPU workload: the policy's (`nvidia.com/gpu` and its

@@ -19,6 +19,8 @@ pub const RULE: Rule = Rule {
     gpu_only: false,
     codes: &[
         "CLUSTER_STATE_UNAVAILABLE",
+        "DRA_COUNT_EXCEEDED",
+        "DRA_COUNT_UNKNOWN",
         "GPU_RESOURCE_NOT_OFFERED",
         "NO_GPU_NODE_MATCHES",
         "SLICES_CONTAINER_EXCEEDED",
@@ -141,10 +143,64 @@ fn check(subject: &Subject<'_>, action: Action, out: &mut Findings) {
             }
         }
     }
+    if cluster.is_some() {
+        dra_unknown(subject, out);
+    }
+    if let Some((_, nodes)) = &candidates
+        && action != Action::Off
+    {
+        dra_exceeded(subject, nodes, action, out);
+    }
     for (path, name) in &usage.unknown {
         if !cluster.is_some_and(|f| f.offers(name)) {
             not_offered(subject, out, path.clone(), name);
         }
+    }
+}
+
+/// DRA: the GPUs a pod's claims ask for, against the GPUs of its best candidate node (its
+/// `nvidia.com/gpu.count` label, else `gpu.gpusPerNode`).
+fn dra_exceeded(subject: &Subject<'_>, nodes: &[&GpuNode], action: Action, out: &mut Findings) {
+    let usage = &subject.gpu;
+    let counted: u64 = usage.dra.iter().filter(|d| d.gpu).filter_map(|d| d.count).sum();
+    let per_node = |n: &GpuNode| {
+        n.labels
+            .get("nvidia.com/gpu.count")
+            .and_then(|c| c.parse::<u64>().ok())
+            .unwrap_or(u64::from(subject.policy.spec().gpu.gpus_per_node))
+    };
+    let Some(best) = nodes.iter().max_by_key(|n| per_node(n)) else {
+        return;
+    };
+    let most = per_node(best);
+    if counted > most {
+        let message = format!(
+            "the pod's DRA claims ask for {counted} GPUs; the GPU node it can land on with the most has {most} (node {}): ask for fewer",
+            best.name
+        );
+        out.violation(
+            action,
+            NAME,
+            "DRA_COUNT_EXCEEDED",
+            subject.field("resourceClaims"),
+            message,
+        );
+    }
+}
+
+/// DRA claims whose GPUs admission cannot count (or find): a warning.
+fn dra_unknown(subject: &Subject<'_>, out: &mut Findings) {
+    let rules = &subject.policy.spec().rules.slices;
+    let Some(action) = subject.active(rules.unknown_resource_action, &rules.exempt_namespaces) else {
+        return;
+    };
+    for d in subject.gpu.dra.iter() {
+        let Some(why) = d.unknown.as_deref() else { continue };
+        let message = format!(
+            "claim `{}`: {why}: the GPUs it gets cannot be counted at admission",
+            d.claim
+        );
+        out.violation(action, NAME, "DRA_COUNT_UNKNOWN", d.path.clone(), message);
     }
 }
 

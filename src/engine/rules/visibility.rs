@@ -20,6 +20,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::gpu::List;
 use super::{Findings, Fix, Rule, Subject, add};
 use crate::decision::Action;
 use crate::k8s::scheduling::{Taint, tolerates};
@@ -59,11 +60,12 @@ fn check(subject: &Subject<'_>, action: Action, out: &mut Findings) {
             let Some(container) = container.as_object() else {
                 continue;
             };
-            let asks_gpu = subject
-                .gpu
-                .containers
-                .iter()
-                .any(|c| c.list.field() == list && c.index == index && c.asks.iter().any(|a| a.count > 0));
+            let which = if list == "initContainers" {
+                List::InitContainers
+            } else {
+                List::Containers
+            };
+            let asks_gpu = subject.gpu.container_gets_gpu(which, index);
             let at = Place { list, index, container };
             if action != Action::Off {
                 variable(subject, out, action, &at, asks_gpu);

@@ -7,6 +7,7 @@ use crate::policy::Policy;
 
 mod cluster;
 mod codes;
+mod dra;
 mod host_path;
 mod placement;
 mod priority;
