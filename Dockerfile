@@ -16,11 +16,14 @@ ARG RUST_VERSION=1.95
 FROM docker.io/library/rust:${RUST_VERSION}-slim-bookworm AS build
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 WORKDIR /src
-# Only what the build reads (Cargo.toml declares the benches, so they must be present).
+# Only what the build reads (Cargo.toml declares the benches, so they must be present; cargo
+# reads the manifests of the other workspace members, testkit and tools, and builds none of them).
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY policies ./policies
 COPY benches ./benches
+COPY testkit ./testkit
+COPY tools ./tools
 # A static glibc binary (static-pie). RUSTFLAGS apply to the --target artefacts only, so build
 # scripts and proc-macros stay dynamic.
 ENV RUSTFLAGS="-C target-feature=+crt-static"

@@ -8,7 +8,7 @@
 #   Dockerfile's build stage and run natively (for this machine's host triple, as the Dockerfile
 #   does with `rustc -vV`), in DIR (default: this checkout), with
 #   CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$cache/target-image}. Every cargo call goes through
-#   `flock /tmp/cargo.lock` (2-core machines: one cargo at a time).
+#   `flock -o /tmp/cargo.lock` (2-core machines: one cargo at a time).
 # - The final stage must be `FROM scratch`; its COPY (heredoc or --from=build), USER, EXPOSE, ENV,
 #   LABEL, ENTRYPOINT and CMD lines are interpreted; anything else is an error, so the two builds
 #   cannot drift apart silently. One layer per COPY, as docker makes them.
@@ -93,11 +93,11 @@ read -r -a cargo_argv <<< "$cargo_cmd"
 stamp="$CARGO_TARGET_DIR/image-build-context.sha256"
 sum="$(cd "$src" && find "${context[@]}" -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)"
 if [[ "$(cat "$stamp" 2>/dev/null)" != "$sum" ]]; then
-  (cd "$src" && flock /tmp/cargo.lock cargo clean --release --target "$host" -p "$bin_name" >&2 2>/dev/null) || true
+  (cd "$src" && flock -o /tmp/cargo.lock cargo clean --release --target "$host" -p "$bin_name" >&2 2>/dev/null) || true
 fi
 log "build stage: RUSTFLAGS='$rustflags' ${cargo_cmd} (in $src, CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
 t0=$SECONDS
-(cd "$src" && RUSTFLAGS="$rustflags" flock /tmp/cargo.lock "${cargo_argv[@]}") >&2 || die "cargo build failed"
+(cd "$src" && RUSTFLAGS="$rustflags" flock -o /tmp/cargo.lock "${cargo_argv[@]}") >&2 || die "cargo build failed"
 mkdir -p "$CARGO_TARGET_DIR"
 echo "$sum" > "$stamp"
 binary="$CARGO_TARGET_DIR/$host/release/$bin_name"

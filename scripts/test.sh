@@ -20,10 +20,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$(pwd)"
 t_start=$SECONDS
-# Every process this run starts carries this marker in its environment: the final check finds
+# `flock -o`: the lock is not inherited by what cargo starts (a test's leftover process must not
+# hold it). Every process this run starts carries this marker in its environment: the final check finds
 # what is still alive by it.
 export GPU_ADMISSION_TEST_RUN="test-sh-$$-$(date +%s)"
-cargo_() { if command -v flock >/dev/null 2>&1; then flock /tmp/cargo.lock cargo "$@"; else cargo "$@"; fi; }
+cargo_() { if command -v flock >/dev/null 2>&1; then flock -o /tmp/cargo.lock cargo "$@"; else cargo "$@"; fi; }
 phase() { echo "==> [$((SECONDS - t_start))s] $*" >&2; }
 
 phase "control-plane and node binaries (scripts/control-plane.sh, scripts/node-components.sh)"
@@ -40,10 +41,10 @@ image="$(scripts/image.sh | tail -n 1)"
 
 phase "cargo fmt --all -- --check"
 cargo_ fmt --all -- --check
-phase "cargo clippy --all-targets -- -D warnings"
-cargo_ clippy --all-targets -- -D warnings
-phase "building the tests (cargo test --all-targets --no-run)"
-cargo_ test --all-targets --no-run
+phase "cargo clippy --workspace --all-targets -- -D warnings"
+cargo_ clippy --workspace --all-targets -- -D warnings
+phase "building the tests (cargo test --workspace --all-targets --no-run)"
+cargo_ test --workspace --all-targets --no-run
 
 log="$(mktemp)"
 cluster_dir="${GA_CLUSTER_DIR:-/tmp/gpu-admission-cluster}"
@@ -66,9 +67,9 @@ GA_CLUSTER_IMAGE="$image" scripts/cluster.sh up >/dev/null || {
 
 report="${CARGO_TARGET_DIR:-$repo/target}/tmp/real-cluster-report.md"
 rm -f "$report"
-phase "cargo test --all-targets"
+phase "cargo test --workspace --all-targets"
 set +e
-cargo_ test --all-targets 2>&1 | tee "$log"
+cargo_ test --workspace --all-targets 2>&1 | tee "$log"
 test_rc=${PIPESTATUS[0]}
 set -e
 

@@ -496,24 +496,28 @@ pub fn webhook_metric_lines(text: &str) -> Vec<String> {
 
 fn start_owned(repo: &Path, dir: &Path) -> Result<f64, String> {
     // The reaper first: whatever happens from here on, the cluster goes when this process does.
+    // It waits for EOF on its stdin, whose write end only this process holds (std's pipes are
+    // close-on-exec): the kernel closes it when this process ends, however it ends. (Polling the
+    // pid would wait forever on a zombie that nobody reaps, as PID 1 does not here.)
     let log = report_dir().join("real-cluster-reaper.log");
-    let me = std::process::id();
     let script = format!(
-        "while kill -0 {me} 2>/dev/null; do sleep 0.5; done; \
+        "trap '' INT TERM HUP; cat >/dev/null; \
          GA_CLUSTER_DIR='{dir}' '{repo}/scripts/cluster.sh' down; GA_CLUSTER_DIR='{dir}' '{repo}/scripts/cluster.sh' verify-clean",
         dir = dir.display(),
         repo = repo.display()
     );
     let log_file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-    Command::new("setsid")
+    let mut reaper = Command::new("setsid")
         .arg("sh")
         .arg("-c")
         .arg(script)
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(log_file.try_clone().map_err(|e| e.to_string())?)
         .stderr(log_file)
         .spawn()
         .map_err(|e| format!("cannot start the reaper: {e}"))?;
+    // Held open until this process exits.
+    std::mem::forget(reaper.stdin.take());
     let image = match std::env::var("GA_CLUSTER_IMAGE") {
         Ok(p) => p,
         Err(_) => {
