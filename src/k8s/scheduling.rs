@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+/// The prefix of the taints the node lifecycle controller sets from node conditions.
+pub const CONDITION_TAINT_PREFIX: &str = "node.kubernetes.io/";
+
 /// A node taint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Taint {
@@ -74,10 +77,16 @@ pub fn filter(
         return Err(Mismatch::NodeAffinity);
     }
     // A pod bound by nodeName skips the scheduler: the kubelet checks NoExecute taints only.
-    let blocking = |effect: &str| effect == "NoExecute" || (node_name.is_none() && effect == "NoSchedule");
+    // The node lifecycle's condition taints (`node.kubernetes.io/not-ready`, `unreachable`,
+    // `unschedulable`, pressure) come and go with the node's state: they make a pod wait, not
+    // a policy denial.
+    let blocking = |t: &Taint| {
+        !t.key.starts_with(CONDITION_TAINT_PREFIX)
+            && (t.effect == "NoExecute" || (node_name.is_none() && t.effect == "NoSchedule"))
+    };
     let tolerations = spec.get("tolerations").and_then(Value::as_array);
     let all: Vec<&Value> = tolerations.into_iter().flatten().chain(extra_tolerations).collect();
-    for taint in node.taints.iter().filter(|t| blocking(&t.effect)) {
+    for taint in node.taints.iter().filter(|t| blocking(t)) {
         if !all.iter().any(|t| tolerates(t, taint)) {
             return Err(Mismatch::Taint(format!(
                 "{}={}:{}",
@@ -287,6 +296,13 @@ mod tests {
             filter(&spec(json!({})), n, &[], &[added]).is_ok(),
             "the webhook's own toleration"
         );
+        // Condition taints are transient: not a reason to rule the node out.
+        let not_ready = [Taint {
+            key: "node.kubernetes.io/not-ready".into(),
+            value: String::new(),
+            effect: "NoExecute".into(),
+        }];
+        assert!(filter(&spec(json!({})), node(&l, &not_ready), &[], &[]).is_ok());
         // Bound by nodeName: the kubelet ignores NoSchedule.
         assert!(filter(&spec(json!({"nodeName": "gpu-0"})), n, &[], &[]).is_ok());
         assert_eq!(
