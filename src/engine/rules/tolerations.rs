@@ -2,11 +2,12 @@
 //!
 //! Codes: `TOLERATION_MISSING` (fixed by a patch), `FIELD_INVALID`.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::{Findings, Fix, Rule, Subject, add};
 use crate::decision::Action;
 use crate::k8s::json_type;
+use crate::k8s::scheduling::{self, Taint};
 use crate::policy::file::TaintSpec;
 
 pub const NAME: &str = "tolerations";
@@ -30,7 +31,7 @@ fn check(subject: &Subject<'_>, action: Action, out: &mut Findings) {
             add(subject.pointer(&["tolerations"]), json!([wanted])),
         ),
         Some(Value::Array(items)) => {
-            if items.iter().filter_map(Value::as_object).any(|t| tolerates(t, taint)) {
+            if items.iter().any(|t| tolerates(t, taint)) {
                 return;
             }
             (
@@ -54,22 +55,15 @@ fn check(subject: &Subject<'_>, action: Action, out: &mut Findings) {
     });
 }
 
-/// Kubernetes' `Toleration.ToleratesTaint` (k8s.io/api/core/v1/toleration.go).
-pub fn tolerates(toleration: &Map<String, Value>, taint: &TaintSpec) -> bool {
-    let field = |name: &str| toleration.get(name).and_then(Value::as_str).unwrap_or("");
-    let effect = field("effect");
-    if !effect.is_empty() && effect != taint.effect {
-        return false;
-    }
-    let key = field("key");
-    if !key.is_empty() && key != taint.key {
-        return false;
-    }
-    match field("operator") {
-        "" | "Equal" => field("value") == taint.value,
-        "Exists" => true,
-        _ => false,
-    }
+/// Kubernetes' `Toleration.ToleratesTaint`, for the policy's taint (one implementation, in
+/// [`scheduling::tolerates`]).
+pub fn tolerates(toleration: &Value, taint: &TaintSpec) -> bool {
+    let taint = Taint {
+        key: taint.key.clone(),
+        value: taint.value.clone(),
+        effect: taint.effect.clone(),
+    };
+    toleration.is_object() && scheduling::tolerates(toleration, &taint)
 }
 
 #[cfg(test)]
@@ -106,13 +100,13 @@ mod tests {
             (json!({"key": "nvidia.com/gpu", "operator": "Lt", "value": "1"}), false),
         ];
         for (tol, want) in cases {
-            assert_eq!(tolerates(tol.as_object().unwrap(), &taint), want, "{tol}");
+            assert_eq!(tolerates(&tol, &taint), want, "{tol}");
         }
         let valued = TaintSpec {
             value: "present".into(),
             ..taint
         };
         let eq = json!({"key": "nvidia.com/gpu", "operator": "Equal", "value": "present"});
-        assert!(tolerates(eq.as_object().unwrap(), &valued));
+        assert!(tolerates(&eq, &valued));
     }
 }
