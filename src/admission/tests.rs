@@ -57,6 +57,57 @@ fn delete_is_allowed_untouched() {
     assert_eq!(summary.skip_reason, Some(SkipReason::Operation));
 }
 
+/// Every skip is the engine's, and each is reported as `skipped` with its reason, whichever it
+/// is (a Pod UPDATE was once reported as `allowed`).
+#[test]
+fn skips_are_reported_with_the_engines_reason() {
+    let gpu_pod = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":"NS"},
+        "spec":{"containers":[{"name":"c","image":"i","resources":{"limits":{"nvidia.com/gpu":99}}}]}}"#;
+    let service = r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"s","namespace":"ai"},"spec":{}}"#;
+    let cases = [
+        ("Pod", "pods", "ai", "UPDATE", "", gpu_pod, SkipReason::PodUpdate),
+        (
+            "Pod",
+            "pods",
+            "kube-system",
+            "CREATE",
+            "",
+            gpu_pod,
+            SkipReason::ExemptNamespace,
+        ),
+        (
+            "Pod",
+            "pods",
+            "ai",
+            "UPDATE",
+            "status",
+            gpu_pod,
+            SkipReason::Subresource,
+        ),
+        (
+            "Service",
+            "services",
+            "ai",
+            "CREATE",
+            "",
+            service,
+            SkipReason::NotCovered,
+        ),
+    ];
+    for (kind, resource, ns, op, sub, object, reason) in cases {
+        let object = object.replace("NS", ns);
+        let body = format!(
+            r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{{"uid":"u",
+            "kind":{{"group":"","version":"v1","kind":"{kind}"}},"resource":{{"group":"","version":"v1","resource":"{resource}"}},
+            "subResource":"{sub}","namespace":"{ns}","operation":"{op}","object":{object},"oldObject":{object}}}}}"#
+        );
+        let (resp, summary) = review(&policy(), Endpoint::Validate, body.as_bytes()).unwrap();
+        assert!(resp.response.unwrap().allowed, "{kind} {op} {sub}");
+        assert_eq!(summary.decision, ReviewDecision::Skipped, "{kind} {op} {sub}");
+        assert_eq!(summary.skip_reason, Some(reason), "{kind} {op} {sub}");
+    }
+}
+
 /// `encode` as first written: the whole review through `serde_json::to_value` (the patch as an
 /// array of numbers), then the patch replaced by its base64.
 fn encode_reference(review: &AdmissionReview<DynamicObject>) -> Vec<u8> {
