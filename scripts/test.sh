@@ -9,7 +9,7 @@
 #    Pre-set KUBE_APISERVER_BIN, ETCD_BIN and KUBECTL_BIN to use other apiserver-only binaries.
 # 2. cargo fmt --check, clippy -D warnings.
 # 3. The cluster (scripts/cluster.sh up; Debian packages installed when missing), torn down by a
-#    trap whatever happens, then `cargo test --all-targets` with GA_CLUSTER_DIR set.
+#    trap whatever happens, then `cargo test --workspace --all-targets` with GA_CLUSTER_DIR set.
 # 4. scripts/cluster.sh down and verify-clean (no process, mount, netns, iptables rule, cgroup,
 #    lo address, route, sysctl change or file left), then a check that no kube-apiserver, etcd,
 #    kubelet, containerd, shim or `gpu-admission serve` started by this run is still alive.
@@ -67,9 +67,9 @@ GA_CLUSTER_IMAGE="$image" scripts/cluster.sh up >/dev/null || {
 
 report="${CARGO_TARGET_DIR:-$repo/target}/tmp/real-cluster-report.md"
 rm -f "$report"
-phase "cargo test --workspace --all-targets"
+phase "cargo test --workspace --all-targets --no-fail-fast"
 set +e
-cargo_ test --workspace --all-targets 2>&1 | tee "$log"
+cargo_ test --workspace --all-targets --no-fail-fast 2>&1 | tee "$log"
 test_rc=${PIPESTATUS[0]}
 set -e
 

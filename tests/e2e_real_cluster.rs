@@ -1310,9 +1310,9 @@ fn webhook_rolling_update_replica_loss_certificate_and_policy_changes_under_load
     assert_eq!(
         stats.failed,
         0,
-        "failed admission requests: {}\n{:#?}",
+        "failed admission requests (calls that failed, or answers the load did not expect): {}\nfirst ones:\n{:#?}",
         stats.line(),
-        stats.failures
+        &stats.failures[..stats.failures.len().min(5)]
     );
     for s in &steps {
         assert_eq!(s.load_failed, 0, "{}", s.line);

@@ -5,8 +5,8 @@
 //!   the mutating webhook was skipped (failed open) and that counts as a failure;
 //! - `dry-run over limit`: a 5-slice container, dry-run; it must be denied by the validating
 //!   webhook for SLICES_CONTAINER_EXCEEDED (a policy denial), anything else is a failure;
-//! - `create`: a real 1-slice pod with a node selector no node has (so it is never bound and is
-//!   deleted at once), created, checked mutated, deleted.
+//! - `create`: a real 1-slice pod with a scheduling gate (so it is never bound and is deleted at
+//!   once), created, checked mutated, deleted.
 //!
 //! Every request runs one after another per worker, with a pause between them: about 20-30
 //! admission requests per second in all, bounded by MAX_REQUESTS.
@@ -162,7 +162,10 @@ fn pod(name: &str, slices: u32, unschedulable: bool) -> Pod {
         "terminationGracePeriodSeconds": 0
     });
     if unschedulable {
-        spec["nodeSelector"] = json!({"gpu-admission.io/load": "never-scheduled"});
+        // Held back from the scheduler: never bound, so deleted at once (a bound pod would wait
+        // for a kubelet that API-only workers do not have). A selector that no node matches
+        // would do too, but the webhook refuses a GPU pod that no GPU node can take.
+        spec["schedulingGates"] = json!([{"name": "gpu-admission.io/load"}]);
     }
     serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Pod",
