@@ -3,30 +3,20 @@
 //! The corpus test reads the expected decisions from `../shared/corpus/README.md`'s table, so
 //! the README and the test cannot disagree.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Output};
 
+use gpu_admission_testkit::paths::{shared_dir, temp_file};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_gpu-admission");
 
 fn corpus() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus")
+    shared_dir().join("corpus")
 }
 
 fn run(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary runs");
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
-    drop(input);
-    child.wait_with_output().unwrap()
+    gpu_admission_testkit::process::run(Command::new(BIN).args(args), stdin.unwrap_or("").as_bytes())
 }
 
 fn json_reports(out: &Output) -> Vec<Value> {
@@ -321,13 +311,10 @@ fn policy_check_prints_the_effective_policy_or_the_error() {
         stdout.contains("gpusPerNode: 2") && stdout.contains("high-priority"),
         "{stdout}"
     );
-    let dir = tempfile::tempdir().unwrap();
-    let bad = dir.path().join("bad.yaml");
-    std::fs::write(
-        &bad,
+    let (_dir, bad) = temp_file(
+        "bad.yaml",
         "apiVersion: gpu-admission.io/v1alpha1\nkind: Policy\ngpu: {gpusPerNode: many}\n",
-    )
-    .unwrap();
+    );
     let out = run(&["policy", "check", bad.to_str().unwrap()], None);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("field `gpu.gpusPerNode`: invalid type"));

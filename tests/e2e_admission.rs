@@ -5,12 +5,11 @@
 //! One control plane and one webhook serve every test of this binary; the tests use distinct
 //! object names, so they run in parallel.
 
-use gpu_admission_testkit::e2e::{harness, webhook};
-
 use std::path::Path;
 use std::sync::OnceLock;
 
-use harness::kubectl;
+use gpu_admission_testkit::e2e::harness::{self, Output, kubectl};
+use gpu_admission_testkit::e2e::webhook;
 use serde_json::Value;
 use webhook::{Webhook, WebhookOptions, assert_not_found, assert_output, corpus, fixture, s};
 
@@ -45,12 +44,36 @@ fn env() -> &'static Webhook {
     })
 }
 
+/// What kubectl prints about a GPU controller's pods (the validating webhook's warnings).
+const POD_WARNINGS: [&str; 3] = [
+    "Warning: PLACEMENT_MISSING: pods will get nodeSelector node-type=gpu-worker",
+    "Warning: TOLERATION_MISSING: pods will get toleration nvidia.com/gpu:NoSchedule (operator Exists)",
+    "Warning: PRIORITY_MISSING: pods will get priorityClassName medium-priority",
+];
+
 /// kubectl's line for a create refused by one of our webhooks.
 fn denied(webhook: &str, file: &Path, message: &str) -> String {
     format!(
         "Error from server (Forbidden): error when creating \"{}\": admission webhook \"{webhook}\" denied the request: gpu-admission: 1 policy violation: {message}",
         s(file)
     )
+}
+
+/// Asserts that kubectl failed with exactly [`denied`]'s line and nothing else.
+#[track_caller]
+fn assert_refused(out: &Output, webhook: &str, file: &Path, message: &str) {
+    assert_output(out, 1, &[], &[&denied(webhook, file, message)]);
+}
+
+/// Asserts that `namespace/name` of `kind` (`pod`, `deployment`) is not stored.
+#[track_caller]
+fn assert_not_stored(kind: &str, namespace: &str, name: &str) {
+    let resource = match kind {
+        "deployment" => "deployments.apps",
+        _ => "pods",
+    };
+    let get = kubectl(&["get", kind, name, "-n", namespace], None);
+    assert_not_found(&get, resource, name);
 }
 
 fn get_json(args: &[&str]) -> Value {
@@ -82,11 +105,7 @@ fn dry_run_gpu_deployment_warns_and_stores_nothing() {
         &out,
         0,
         &["deployment.apps/mistral-7b created (server dry run)"],
-        &[
-            "Warning: PLACEMENT_MISSING: pods will get nodeSelector node-type=gpu-worker",
-            "Warning: TOLERATION_MISSING: pods will get toleration nvidia.com/gpu:NoSchedule (operator Exists)",
-            "Warning: PRIORITY_MISSING: pods will get priorityClassName medium-priority",
-        ],
+        &POD_WARNINGS,
     );
 
     // The webhook was asked, with dryRun: true (its review log line and its counter).
@@ -110,8 +129,7 @@ fn dry_run_gpu_deployment_warns_and_stores_nothing() {
     );
 
     // Nothing was stored.
-    let get = kubectl(&["get", "deployment", "mistral-7b", "-n", "default"], None);
-    assert_not_found(&get, "deployments.apps", "mistral-7b");
+    assert_not_stored("deployment", "default", "mistral-7b");
 }
 
 /// The corpus' other GPU Deployment, in its own namespace (`ollama`), the same way.
@@ -124,17 +142,9 @@ fn dry_run_ollama_deployment_warns() {
         &out,
         0,
         &["deployment.apps/ollama-gpu created (server dry run)"],
-        &[
-            "Warning: PLACEMENT_MISSING: pods will get nodeSelector node-type=gpu-worker",
-            "Warning: TOLERATION_MISSING: pods will get toleration nvidia.com/gpu:NoSchedule (operator Exists)",
-            "Warning: PRIORITY_MISSING: pods will get priorityClassName medium-priority",
-        ],
+        &POD_WARNINGS,
     );
-    assert_not_found(
-        &kubectl(&["get", "deployment", "ollama-gpu", "-n", "ollama"], None),
-        "deployments.apps",
-        "ollama-gpu",
-    );
+    assert_not_stored("deployment", "ollama", "ollama-gpu");
 }
 
 /// A Deployment asking for more GPU slices than time-slicing gives is refused.
@@ -143,27 +153,15 @@ fn deployment_over_slice_limit_is_refused() {
     env();
     let file = fixture("slices-deployment.yaml");
     let out = kubectl(&["apply", "-f", s(&file)], None);
-    assert_output(
-        &out,
-        1,
-        &[],
-        &[
-            // A refused controller still gets the warnings about its pods.
-            "Warning: PLACEMENT_MISSING: pods will get nodeSelector node-type=gpu-worker",
-            "Warning: TOLERATION_MISSING: pods will get toleration nvidia.com/gpu:NoSchedule (operator Exists)",
-            "Warning: PRIORITY_MISSING: pods will get priorityClassName medium-priority",
-            &denied(
-                VALIDATE_WORKLOADS,
-                &file,
-                "[SLICES_CONTAINER_EXCEEDED] spec.template.spec.containers[0].resources.limits[nvidia.com/gpu]: container `trainer` asks for 5 nvidia.com/gpu; at most 4 per container (time-slicing gives 4 slices per GPU): ask for 4 or fewer",
-            ),
-        ],
+    let refusal = denied(
+        VALIDATE_WORKLOADS,
+        &file,
+        "[SLICES_CONTAINER_EXCEEDED] spec.template.spec.containers[0].resources.limits[nvidia.com/gpu]: container `trainer` asks for 5 nvidia.com/gpu; at most 4 per container (time-slicing gives 4 slices per GPU): ask for 4 or fewer",
     );
-    assert_not_found(
-        &kubectl(&["get", "deployment", "too-many-slices"], None),
-        "deployments.apps",
-        "too-many-slices",
-    );
+    // A refused controller still gets the warnings about its pods.
+    let stderr: Vec<&str> = POD_WARNINGS.into_iter().chain([refusal.as_str()]).collect();
+    assert_output(&out, 1, &[], &stderr);
+    assert_not_stored("deployment", "default", "too-many-slices");
 }
 
 /// A Pod mounting the host's `/` is refused (corpus 13).
@@ -172,21 +170,13 @@ fn hostpath_root_pod_is_refused() {
     env();
     let file = corpus("13-badpods-hostpath-root-pod.yaml");
     let out = kubectl(&["apply", "-f", s(&file)], None);
-    assert_output(
+    assert_refused(
         &out,
-        1,
-        &[],
-        &[&denied(
-            VALIDATE_PODS,
-            &file,
-            "[HOSTPATH_NOT_ALLOWED] spec.volumes[0].hostPath.path: hostPath `/` is not allowed; only /dev/bus/usb may be mounted from the host: use a PersistentVolumeClaim, ConfigMap or emptyDir",
-        )],
+        VALIDATE_PODS,
+        &file,
+        "[HOSTPATH_NOT_ALLOWED] spec.volumes[0].hostPath.path: hostPath `/` is not allowed; only /dev/bus/usb may be mounted from the host: use a PersistentVolumeClaim, ConfigMap or emptyDir",
     );
-    assert_not_found(
-        &kubectl(&["get", "pod", "hostpath-exec-pod"], None),
-        "pods",
-        "hostpath-exec-pod",
-    );
+    assert_not_stored("pod", "default", "hostpath-exec-pod");
 }
 
 /// A CronJob's template (spec.jobTemplate.spec.template) is matched and checked too.
@@ -195,15 +185,11 @@ fn hostpath_root_cronjob_is_refused() {
     env();
     let file = fixture("hostpath-cronjob.yaml");
     let out = kubectl(&["apply", "--dry-run=server", "-f", s(&file)], None);
-    assert_output(
+    assert_refused(
         &out,
-        1,
-        &[],
-        &[&denied(
-            VALIDATE_CRONJOBS,
-            &file,
-            "[HOSTPATH_NOT_ALLOWED] spec.jobTemplate.spec.template.spec.volumes[0].hostPath.path: hostPath `/` is not allowed; only /dev/bus/usb may be mounted from the host: use a PersistentVolumeClaim, ConfigMap or emptyDir",
-        )],
+        VALIDATE_CRONJOBS,
+        &file,
+        "[HOSTPATH_NOT_ALLOWED] spec.jobTemplate.spec.template.spec.volumes[0].hostPath.path: hostPath `/` is not allowed; only /dev/bus/usb may be mounted from the host: use a PersistentVolumeClaim, ConfigMap or emptyDir",
     );
 }
 
@@ -214,20 +200,13 @@ fn conflicting_node_type_is_refused() {
     env();
     let file = fixture("node-type-conflict-pod.yaml");
     let out = kubectl(&["create", "-f", s(&file)], None);
-    assert_output(
+    assert_refused(
         &out,
-        1,
-        &[],
-        &[&format!(
-            "Error from server (Forbidden): error when creating \"{}\": admission webhook \"{VALIDATE_PODS}\" denied the request: gpu-admission: 1 policy violation: [PLACEMENT_CONFLICT] spec.nodeSelector.node-type: GPU workloads must run on `node-type=gpu-worker` nodes, found `node-type=cpu-worker`: set it to `gpu-worker` or remove it",
-            s(&file)
-        )],
+        VALIDATE_PODS,
+        &file,
+        "[PLACEMENT_CONFLICT] spec.nodeSelector.node-type: GPU workloads must run on `node-type=gpu-worker` nodes, found `node-type=cpu-worker`: set it to `gpu-worker` or remove it",
     );
-    assert_not_found(
-        &kubectl(&["get", "pod", "node-type-conflict"], None),
-        "pods",
-        "node-type-conflict",
-    );
+    assert_not_stored("pod", "default", "node-type-conflict");
 }
 
 /// A bare GPU Pod created in `ai` is stored with everything the mutating webhook adds, and the
@@ -314,20 +293,13 @@ fn coral_pod_admitted_in_ai_refused_in_default() {
     assert!(pod["spec"]["nodeSelector"].is_null(), "{pod}");
 
     let out = kubectl(&["create", "-n", "default", "-f", s(&file)], None);
-    assert_output(
+    assert_refused(
         &out,
-        1,
-        &[],
-        &[&format!(
-            "Error from server (Forbidden): error when creating \"{}\": admission webhook \"{VALIDATE_PODS}\" denied the request: gpu-admission: 1 policy violation: [HOSTPATH_NAMESPACE_NOT_ALLOWED] spec.volumes[0].hostPath.path: hostPath `/dev/bus/usb` is allowed only in namespaces [ai] or labelled gpu-admission/coral=enabled (Coral enabled), not in `default`: run this pod in one of them",
-            s(&file)
-        )],
+        VALIDATE_PODS,
+        &file,
+        "[HOSTPATH_NAMESPACE_NOT_ALLOWED] spec.volumes[0].hostPath.path: hostPath `/dev/bus/usb` is allowed only in namespaces [ai] or labelled gpu-admission/coral=enabled (Coral enabled), not in `default`: run this pod in one of them",
     );
-    assert_not_found(
-        &kubectl(&["get", "pod", "coral", "-n", "default"], None),
-        "pods",
-        "coral",
-    );
+    assert_not_stored("pod", "default", "coral");
 }
 
 /// Pods in the namespaces the webhook configurations exclude are stored untouched, and the

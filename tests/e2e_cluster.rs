@@ -26,7 +26,7 @@
 use gpu_admission_testkit::e2e::cluster::*;
 use gpu_admission_testkit::e2e::harness::{self, ControlPlane, kubectl};
 use gpu_admission_testkit::e2e::webhook::{self, Webhook, WebhookOptions};
-use gpu_admission_testkit::{Container, Pod, unique_name};
+use gpu_admission_testkit::{Container, Pod, assert_contains, unique_name};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::fs;
@@ -179,24 +179,16 @@ fn slice_limit_follows_the_config_map_without_restart() {
     let out = until_admitted(w, "3 slices with replicas 4", &three);
     assert!(out.stdout.contains("created (server dry run)"), "{out:?}");
 
-    apply(cp, &config_map(&[("any", device_plugin_config(2, false))]));
-    for node in GPU_NODES {
-        set_allocatable(cp, node, &[("nvidia.com/gpu", "4")]);
-    }
+    set_replicas(cp, 2);
     let stderr = until_denied(w, "3 slices with replicas 2", &three, "SLICES_CONTAINER_EXCEEDED");
-    assert!(
-        stderr.contains(
-            "spec.containers[0].resources.limits[nvidia.com/gpu]: container `cuda` asks for 3 nvidia.com/gpu; at most 2 per container (node gpu-node-1 uses device-plugin config `any`: 2 slices per GPU): ask for 2 or fewer"
-        ),
-        "{stderr}"
+    assert_contains(
+        &stderr,
+        "spec.containers[0].resources.limits[nvidia.com/gpu]: container `cuda` asks for 3 nvidia.com/gpu; at most 2 per container (node gpu-node-1 uses device-plugin config `any`: 2 slices per GPU): ask for 2 or fewer",
     );
     until_admitted(w, "2 slices with replicas 2", &slices_pod("team-a", 2));
 
     // And back up.
-    apply(cp, &config_map(&[("any", device_plugin_config(4, false))]));
-    for node in GPU_NODES {
-        set_allocatable(cp, node, &[("nvidia.com/gpu", "8")]);
-    }
+    set_replicas(cp, 4);
     until_admitted(w, "3 slices with replicas 4 again", &three);
     assert_eq!(w.pid(), pid, "the webhook restarted");
     assert_eq!(
@@ -211,13 +203,7 @@ fn slice_limit_follows_the_config_map_without_restart() {
 #[test]
 fn node_profile_label_sets_the_per_container_limit() {
     let (_lock, w, cp) = scenario();
-    apply(
-        cp,
-        &config_map(&[
-            ("any", device_plugin_config(4, false)),
-            ("strict", device_plugin_config(4, true)),
-        ]),
-    );
+    apply(cp, &config_map_with_strict(4));
     let two = slices_pod("team-a", 2);
     until_admitted(w, "2 slices with the default profile", &two);
 
@@ -229,11 +215,9 @@ fn node_profile_label_sets_the_per_container_limit() {
         .assert_success();
     }
     let stderr = until_denied(w, "2 slices on strict nodes", &two, "SLICES_CONTAINER_EXCEEDED");
-    assert!(
-        stderr.contains(
-            "at most 1 per container (node gpu-node-1 uses device-plugin config `strict` with failRequestsGreaterThanOne)"
-        ),
-        "{stderr}"
+    assert_contains(
+        &stderr,
+        "at most 1 per container (node gpu-node-1 uses device-plugin config `strict` with failRequestsGreaterThanOne)",
     );
     until_admitted(w, "1 slice on strict nodes", &slices_pod("team-a", 1));
 
@@ -255,10 +239,7 @@ fn new_priority_class_value_is_used_for_bare_pods() {
     cp.kubectl(&["delete", "priorityclass", "medium-priority"], None)
         .assert_success();
     let stderr = until_denied(w, "class missing", &classless(), "PRIORITY_CLASS_NOT_FOUND");
-    assert!(
-        stderr.contains("PriorityClass `medium-priority` does not exist in the cluster"),
-        "{stderr}"
-    );
+    assert_contains(&stderr, "PriorityClass `medium-priority` does not exist in the cluster");
     // A template naming it is refused now, not when its ReplicaSet creates pods.
     let d = deployment(&unique_name("d"), "team-a", complete(vec![gpu()], "medium-priority"));
     until_denied(w, "Deployment naming a missing class", &d, "PRIORITY_CLASS_NOT_FOUND");
@@ -309,7 +290,7 @@ fn namespace_label_switches_coral_on() {
         &coral,
         "HOSTPATH_NAMESPACE_NOT_ALLOWED",
     );
-    assert!(stderr.contains("or labelled gpu-admission/coral=enabled"), "{stderr}");
+    assert_contains(&stderr, "or labelled gpu-admission/coral=enabled");
 
     kubectl(&["label", "namespace", "vision", "gpu-admission/coral=enabled"], None).assert_success();
     let out = until_admitted(w, "Coral in a labelled namespace", &coral);
@@ -366,13 +347,7 @@ fn check_cluster_state_decides_as_the_server() {
 
     // A state the policy file does not describe: 3 slices per GPU on `any`; gpu-node-2 on
     // `strict`; 6 and 8 slices allocatable; medium-priority at 150000; Coral in `coral-lab`.
-    apply(
-        cp,
-        &config_map(&[
-            ("any", device_plugin_config(3, false)),
-            ("strict", device_plugin_config(4, true)),
-        ]),
-    );
+    apply(cp, &config_map_with_strict(3));
     set_allocatable(cp, GPU_NODES[0], &[("nvidia.com/gpu", "6")]);
     kubectl(
         &["label", "node", GPU_NODES[1], &format!("{PROFILE_LABEL}=strict")],

@@ -2,11 +2,10 @@
 //! base in a server-side dry run (with stub cert-manager CRDs, see
 //! `tests/fixtures/cert-manager-crds-stub.yaml`).
 
-use gpu_admission_testkit::e2e::{harness, webhook};
-
 use std::collections::BTreeSet;
-use std::time::Instant;
 
+use gpu_admission_testkit::Wait;
+use gpu_admission_testkit::e2e::{harness, webhook};
 use harness::kubectl;
 use serde_json::{Value, json};
 use webhook::{WAIT, assert_output, repo, s, yaml_documents};
@@ -363,8 +362,7 @@ fn rendered_base_is_accepted_by_the_api_server() {
     kubectl(&["apply", "--server-side", "-f", "-"], Some(&ns.to_string())).assert_success();
 
     // The API server discovers the CRDs' resources a moment after they are established.
-    let deadline = Instant::now() + WAIT;
-    let out = loop {
+    let out = Wait::new("the API server discovers cert-manager's kinds", WAIT).until(|| {
         let out = kubectl(
             &[
                 "apply",
@@ -378,11 +376,8 @@ fn rendered_base_is_accepted_by_the_api_server() {
         );
         let discovering = out.stderr.contains("no matches for kind \"Certificate\"")
             || out.stderr.contains("no matches for kind \"Issuer\"");
-        if !discovering || Instant::now() > deadline {
-            break out;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    };
+        if discovering { Err(format!("{out:?}")) } else { Ok(out) }
+    });
     let cm = docs.iter().find(|d| d["kind"] == "ConfigMap").unwrap()["metadata"]["name"]
         .as_str()
         .unwrap()
@@ -450,11 +445,8 @@ fn api_server_compiles_match_conditions() {
     }
     v["webhooks"][0]["matchConditions"][0]["expression"] = json!("object.spec.containers.exists(c, c.resources.limits");
     let out = kubectl(&["apply", "--dry-run=server", "-f", "-"], Some(&v.to_string()));
-    assert_eq!(out.code, 1, "{out:?}");
-    assert!(
-        out.stderr
-            .contains("webhooks[0].matchConditions[0].expression: Invalid value")
-            && out.stderr.contains("compilation failed"),
-        "{out:?}"
-    );
+    out.assert_fails_saying(&[
+        "webhooks[0].matchConditions[0].expression: Invalid value",
+        "compilation failed",
+    ]);
 }

@@ -7,9 +7,11 @@
 //! The configurations change during the test, so this binary has a single test that goes
 //! through the steps in order.
 
-use gpu_admission_testkit::e2e::{harness, webhook};
+use std::path::Path;
 
-use harness::kubectl;
+use gpu_admission_testkit::e2e::cluster::get_pod;
+use gpu_admission_testkit::e2e::harness::{self, Output, kubectl};
+use gpu_admission_testkit::e2e::webhook;
 use serde_json::{Value, json};
 use webhook::{Webhook, WebhookOptions, assert_output, corpus, fixture, items_of_kind, s};
 
@@ -36,10 +38,10 @@ fn unreachable(file: &str, webhook: &str, url: &str, timeout: u32, port: u16) ->
     )
 }
 
-fn get_pod(ns: &str, name: &str) -> Value {
-    kubectl(&["get", "pod", name, "-n", ns, "-o", "json"], None)
-        .assert_success()
-        .json()
+/// Asserts that creating `file` failed, and only because `webhook` was unreachable at `(url, port)`.
+#[track_caller]
+fn assert_unreachable(out: &Output, file: &Path, webhook: &str, (url, port): (&str, u16)) {
+    assert_output(out, 1, &[], &[&unreachable(s(file), webhook, url, 10, port)]);
 }
 
 #[test]
@@ -75,22 +77,13 @@ fn each_configuration_follows_its_failure_policy() {
 
     // 1. Both configurations point at a stopped webhook.
     a.stop();
+    let a_validate = a.url("/validate");
+    let stopped = (a_validate.as_str(), a.port);
 
     // A GPU pod is refused, and the refusal names the *validating* webhook: the mutating one,
     // called first, failed open (Ignore).
     let out = kubectl(&["create", "-n", "ai", "-f", s(&gpu_pod)], None);
-    assert_output(
-        &out,
-        1,
-        &[],
-        &[&unreachable(
-            s(&gpu_pod),
-            "pods.validate.gpu-admission.io",
-            &a.url("/validate"),
-            10,
-            a.port,
-        )],
-    );
+    assert_unreachable(&out, &gpu_pod, "pods.validate.gpu-admission.io", stopped);
     // So is a pod already complete, a hostPath pod, and a GPU Deployment (even as a dry run).
     for (file, ns, hook) in [
         (&complete, "ai", "pods.validate.gpu-admission.io"),
@@ -98,12 +91,7 @@ fn each_configuration_follows_its_failure_policy() {
         (&gpu_deployment, "default", "workloads.validate.gpu-admission.io"),
     ] {
         let out = kubectl(&["create", "--dry-run=server", "-n", ns, "-f", s(file)], None);
-        assert_output(
-            &out,
-            1,
-            &[],
-            &[&unreachable(s(file), hook, &a.url("/validate"), 10, a.port)],
-        );
+        assert_unreachable(&out, file, hook, stopped);
     }
     // Nothing the webhook is not asked about is affected.
     let out = kubectl(&["create", "-n", "ai", "-f", s(&plain)], None);
@@ -144,18 +132,7 @@ fn each_configuration_follows_its_failure_policy() {
     point(&mut only_validating_down, MUTATING, &b);
     webhook::apply_webhook_configurations(&only_validating_down);
     let out = kubectl(&["create", "-n", "ai", "-f", s(&gpu_pod)], None);
-    assert_output(
-        &out,
-        1,
-        &[],
-        &[&unreachable(
-            s(&gpu_pod),
-            "pods.validate.gpu-admission.io",
-            &a.url("/validate"),
-            10,
-            a.port,
-        )],
-    );
+    assert_unreachable(&out, &gpu_pod, "pods.validate.gpu-admission.io", stopped);
     // The mutating webhook did run (and patched) before validation failed closed.
     let reviews = b.reviews_of("ai", "gpu-pod");
     assert!(

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use gpu_admission_testkit::{Pod, Review};
+use gpu_admission_testkit::{Pod, Review, assert_none_failed};
 use serde_json::{Value, json};
 
 fn valid() -> Value {
@@ -228,11 +228,7 @@ fn table() -> Vec<Case> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_table() {
-    let pki = Pki::new();
-    let mut cfg = config(&pki);
-    cfg.max_body_bytes = 64 * 1024;
-    let server = start(cfg).await;
-    let client = Client::new(server.addr, pki.ca_pem());
+    let (server, client) = serve(&Pki::new(), |c| c.max_body_bytes = 64 * 1024).await;
     let cases = table();
     assert!(cases.len() >= 25);
     let mut failures = Vec::new();
@@ -280,33 +276,20 @@ async fn bad_input_table() {
     );
 
     let text = metrics_text(&server).await;
-    assert!(
-        metric(&text, r#"gpu_admission_request_errors_total{cause="not_json"}"#) >= 4.0,
-        "{text}"
-    );
-    assert!(
-        metric(&text, r#"gpu_admission_request_errors_total{cause="body_too_large"}"#) >= 2.0,
-        "{text}"
-    );
+    assert_errors_counted(&text, &[("not_json", 4.0), ("body_too_large", 2.0)]);
     // Nothing above was counted as a review.
     assert!(!text.contains("gpu_admission_requests_total{"), "{text}");
     server.shutdown().await;
-    assert!(
-        failures.is_empty(),
-        "{} case(s) wrong:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_none_failed("case(s)", &failures);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_clients_are_dropped() {
-    let pki = Pki::new();
-    let mut cfg = config(&pki);
-    cfg.header_timeout = Duration::from_millis(1000);
-    cfg.body_timeout = Duration::from_millis(1000);
-    let server = start(cfg).await;
-    let client = Client::new(server.addr, pki.ca_pem());
+    let (server, client) = serve(&Pki::new(), |c| {
+        c.header_timeout = Duration::from_millis(1000);
+        c.body_timeout = Duration::from_millis(1000);
+    })
+    .await;
 
     // Headers that never finish: the connection is closed without an answer.
     let conn = client.connect().await.unwrap();
@@ -332,21 +315,12 @@ async fn slow_clients_are_dropped() {
     assert!(read.is_ok(), "handshake timeout did not drop the connection");
 
     let text = metrics_text(&server).await;
-    assert!(
-        metric(&text, r#"gpu_admission_request_errors_total{cause="header_timeout"}"#) >= 1.0,
-        "{text}"
-    );
-    assert!(
-        metric(&text, r#"gpu_admission_request_errors_total{cause="body_timeout"}"#) >= 1.0,
-        "{text}"
-    );
-    assert!(
-        metric(
-            &text,
-            r#"gpu_admission_request_errors_total{cause="tls_handshake_timeout"}"#
-        ) >= 1.0,
-        "{text}"
-    );
+    let causes = [
+        ("header_timeout", 1.0),
+        ("body_timeout", 1.0),
+        ("tls_handshake_timeout", 1.0),
+    ];
+    assert_errors_counted(&text, &causes);
 
     // The server still answers.
     let resp = client.post("/mutate", valid().to_string()).await.unwrap();
@@ -356,11 +330,7 @@ async fn slow_clients_are_dropped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_handler_is_a_500_and_the_server_goes_on() {
-    let pki = Pki::new();
-    let mut cfg = config(&pki);
-    cfg.debug_panic_route = true;
-    let server = start(cfg).await;
-    let client = Client::new(server.addr, pki.ca_pem());
+    let (server, client) = serve(&Pki::new(), |c| c.debug_panic_route = true).await;
     for _ in 0..3 {
         let resp = client.post("/debug/panic", "{}").await.unwrap();
         assert_eq!(resp.status, 500);

@@ -4,12 +4,13 @@
 
 mod common;
 
-use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
 use base64::Engine as _;
 use common::*;
+use gpu_admission_testkit::paths::temp_file;
+use gpu_admission_testkit::process::run;
 use gpu_admission_testkit::review::apply_patch;
 use gpu_admission_testkit::{Pod, Review};
 use rustls::client::danger::ServerCertVerifier as _;
@@ -19,16 +20,8 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_gpu-admission"))
 }
 
-fn run_with_stdin(mut cmd: Command, stdin: &[u8]) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
-}
+/// A policy file the loader refuses (an unknown key).
+const BOGUS_POLICY: &str = "apiVersion: gpu-admission.io/v1alpha1\nkind: Policy\nbogus: 1\n";
 
 #[test]
 fn review_prints_the_response_review() {
@@ -53,9 +46,7 @@ fn review_prints_the_response_review() {
     let bad = Review::create(&Pod::host_path("/").name("r").ns("default").build())
         .uid("cli-2")
         .to_string();
-    let mut cmd = bin();
-    cmd.args(["review", "-", "--compact"]);
-    let out = run_with_stdin(cmd, bad.as_bytes());
+    let out = run(bin().args(["review", "-", "--compact"]), bad.as_bytes());
     assert!(out.status.success());
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert_eq!(stdout.trim().lines().count(), 1, "--compact is one line");
@@ -71,9 +62,7 @@ fn review_exits_2_on_bad_input() {
         (b"{}", "wrong_api_version"),
         (b"", "empty_body"),
     ] {
-        let mut cmd = bin();
-        cmd.arg("review");
-        let out = run_with_stdin(cmd, input);
+        let out = run(bin().arg("review"), input);
         assert_eq!(out.status.code(), Some(2));
         let err: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(err["code"], code);
@@ -81,16 +70,8 @@ fn review_exits_2_on_bad_input() {
     }
     let out = bin().args(["review", "/nonexistent/review.json"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.yaml");
-    std::fs::write(
-        &policy,
-        "apiVersion: gpu-admission.io/v1alpha1\nkind: Policy\nbogus: 1\n",
-    )
-    .unwrap();
-    let mut cmd = bin();
-    cmd.arg("review").arg("--policy").arg(&policy);
-    let out = run_with_stdin(cmd, b"{}");
+    let (_dir, policy) = temp_file("policy.yaml", BOGUS_POLICY);
+    let out = run(bin().arg("review").arg("--policy").arg(&policy), b"{}");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("policy.yaml"));
 }
@@ -160,30 +141,9 @@ fn certs_writes_pem_files_and_prints_the_ca_bundle() {
 
 #[test]
 fn serve_refuses_an_invalid_policy_and_unusable_flags() {
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.yaml");
-    std::fs::write(
-        &policy,
-        "apiVersion: gpu-admission.io/v1alpha1\nkind: Policy\nbogus: 1\n",
-    )
-    .unwrap();
+    let (dir, policy) = temp_file("policy.yaml", BOGUS_POLICY);
     let pki = Pki::new();
-    let out = bin()
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--policy",
-        ])
-        .arg(&policy)
-        .arg("--tls-cert")
-        .arg(&pki.cert_path)
-        .arg("--tls-key")
-        .arg(&pki.key_path)
-        .output()
-        .unwrap();
+    let out = serve_command(&pki).arg("--policy").arg(&policy).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("bogus"),
@@ -201,22 +161,7 @@ fn serve_refuses_an_invalid_policy_and_unusable_flags() {
     // A client CA that is not a certificate.
     let bad_ca = dir.path().join("ca.crt");
     std::fs::write(&bad_ca, "nope").unwrap();
-    let out = bin()
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--client-ca",
-        ])
-        .arg(&bad_ca)
-        .arg("--tls-cert")
-        .arg(&pki.cert_path)
-        .arg("--tls-key")
-        .arg(&pki.key_path)
-        .output()
-        .unwrap();
+    let out = serve_command(&pki).arg("--client-ca").arg(&bad_ca).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("ca.crt"));
 }

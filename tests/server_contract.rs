@@ -12,8 +12,7 @@ use serde_json::{Value, json};
 
 async fn server() -> (gpu_admission::server::RunningServer, Pki, Client) {
     let pki = Pki::new();
-    let server = start(config(&pki)).await;
-    let client = Client::new(server.addr, pki.ca_pem());
+    let (server, client) = serve(&pki, |_| {}).await;
     (server, pki, client)
 }
 
@@ -22,6 +21,16 @@ async fn post_json(client: &Client, path: &str, body: &Value) -> Value {
     assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
     assert_eq!(resp.content_type, "application/json");
     resp.json()
+}
+
+/// POSTs an `operation` review of `object` with `uid`; returns the response review.
+async fn send(client: &Client, path: &str, operation: &str, uid: &str, object: &Value) -> Value {
+    post_json(client, path, &Review::of(operation, object).uid(uid).build()).await
+}
+
+#[track_caller]
+fn assert_no_patch(resp: &Value, why: &str) {
+    assert!(resp["response"].get("patch").is_none(), "{why}: {resp}");
 }
 
 fn assert_envelope(resp: &Value, uid: &str) {
@@ -35,7 +44,7 @@ fn assert_envelope(resp: &Value, uid: &str) {
 async fn gpu_pod_in_ai_is_mutated_and_the_patch_applies() {
     let (server, _pki, client) = server().await;
     let pod = Pod::gpu(1).name("trainer").ns("ai").build();
-    let resp = post_json(&client, "/mutate", &Review::create(&pod).uid("uid-mutate-1").build()).await;
+    let resp = send(&client, "/mutate", "CREATE", "uid-mutate-1", &pod).await;
     assert_envelope(&resp, "uid-mutate-1");
     let r = &resp["response"];
     assert_eq!(r["allowed"], true);
@@ -53,24 +62,11 @@ async fn gpu_pod_in_ai_is_mutated_and_the_patch_applies() {
     assert_eq!(spec["preemptionPolicy"], "PreemptLowerPriority");
 
     // The mutated pod passes validation; mutating it again adds nothing (idempotent).
-    let resp = post_json(
-        &client,
-        "/validate",
-        &Review::create(&patched).uid("uid-mutate-2").build(),
-    )
-    .await;
+    let resp = send(&client, "/validate", "CREATE", "uid-mutate-2", &patched).await;
     assert_eq!(resp["response"]["allowed"], true, "{resp}");
-    let resp = post_json(
-        &client,
-        "/mutate",
-        &Review::create(&patched).uid("uid-mutate-3").build(),
-    )
-    .await;
+    let resp = send(&client, "/mutate", "CREATE", "uid-mutate-3", &patched).await;
     assert_eq!(resp["response"]["allowed"], true);
-    assert!(
-        resp["response"].get("patch").is_none(),
-        "second pass patched again: {resp}"
-    );
+    assert_no_patch(&resp, "second pass patched again");
     server.shutdown().await;
 }
 
@@ -86,7 +82,7 @@ async fn denials_carry_403_and_every_violation() {
     ];
     for (i, (object, code)) in cases.iter().enumerate() {
         let uid = format!("uid-deny-{i}");
-        let resp = post_json(&client, "/validate", &Review::create(object).uid(&uid).build()).await;
+        let resp = send(&client, "/validate", "CREATE", &uid, object).await;
         assert_envelope(&resp, &uid);
         let r = &resp["response"];
         assert_eq!(r["allowed"], false, "{resp}");
@@ -100,7 +96,7 @@ async fn denials_carry_403_and_every_violation() {
     let mut pod = Pod::gpu(5).name("both").ns("ai").build();
     pod["spec"]["nodeSelector"] = json!({"node-type": "cpu"});
     pod["spec"]["volumes"] = json!([{"name": "root", "hostPath": {"path": "/"}}]);
-    let resp = post_json(&client, "/validate", &Review::create(&pod).uid("uid-multi").build()).await;
+    let resp = send(&client, "/validate", "CREATE", "uid-multi", &pod).await;
     let message = resp["response"]["status"]["message"].as_str().unwrap().to_string();
     for code in [
         "PLACEMENT_CONFLICT",
@@ -120,7 +116,7 @@ async fn placement_conflict_is_denied() {
     let (server, _pki, client) = server().await;
     let mut pod = Pod::gpu(1).name("cpu-node").ns("ml").build();
     pod["spec"]["nodeSelector"] = json!({"node-type": "cpu"});
-    let resp = post_json(&client, "/validate", &Review::create(&pod).uid("uid-conflict").build()).await;
+    let resp = send(&client, "/validate", "CREATE", "uid-conflict", &pod).await;
     assert_eq!(resp["response"]["allowed"], false);
     assert!(
         resp["response"]["status"]["message"]
@@ -137,7 +133,7 @@ async fn controllers_get_warnings_not_patches() {
     let deployment = Workload::deployment("llm").ns("ml").template(Pod::gpu(1)).build();
     for op in ["CREATE", "UPDATE"] {
         let uid = format!("uid-dep-{op}");
-        let resp = post_json(&client, "/validate", &Review::of(op, &deployment).uid(&uid).build()).await;
+        let resp = send(&client, "/validate", op, &uid, &deployment).await;
         assert_envelope(&resp, &uid);
         let r = &resp["response"];
         assert_eq!(r["allowed"], true, "{resp}");
@@ -149,11 +145,8 @@ async fn controllers_get_warnings_not_patches() {
             assert!(w.chars().count() <= 120, "warning too long: {w}");
             assert!(!w.to_ascii_lowercase().starts_with("warning:"), "{w}");
         }
-        let resp = post_json(&client, "/mutate", &Review::of(op, &deployment).uid(&uid).build()).await;
-        assert!(
-            resp["response"].get("patch").is_none(),
-            "templates are not patched by default: {resp}"
-        );
+        let resp = send(&client, "/mutate", op, &uid, &deployment).await;
+        assert_no_patch(&resp, "templates are not patched by default");
     }
     server.shutdown().await;
 }
@@ -205,7 +198,7 @@ async fn skipped_requests_are_allowed_untouched() {
                 continue; // validated like any update; only the patch matters here
             }
             assert_eq!(resp["response"]["allowed"], true, "{what} {path}: {resp}");
-            assert!(resp["response"].get("patch").is_none(), "{what} {path}: {resp}");
+            assert_no_patch(&resp, &format!("{what} {path}"));
             assert!(resp["response"].get("patchType").is_none(), "{what} {path}: {resp}");
         }
     }
@@ -313,20 +306,14 @@ async fn readyz_livez_and_metrics() {
     assert_eq!(ready.status, 200, "{}", String::from_utf8_lossy(&ready.body));
     assert_eq!(admin_get(server.admin_addr, "/nope").await.status, 404);
 
-    post_json(
-        &client,
-        "/validate",
-        &Review::create(&Pod::host_path("/").name("r").ns("default").build())
-            .uid("m1")
-            .build(),
-    )
-    .await;
-    post_json(
+    let root = Pod::host_path("/").name("r").ns("default").build();
+    send(&client, "/validate", "CREATE", "m1", &root).await;
+    send(
         &client,
         "/mutate",
-        &Review::create(&Pod::gpu(1).name("g").ns("ai").build())
-            .uid("m2")
-            .build(),
+        "CREATE",
+        "m2",
+        &Pod::gpu(1).name("g").ns("ai").build(),
     )
     .await;
     let resp = client.post("/validate", "nope").await.unwrap();

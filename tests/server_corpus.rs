@@ -13,8 +13,8 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::*;
-use gpu_admission_testkit::Review;
 use gpu_admission_testkit::review::apply_patch;
+use gpu_admission_testkit::{Review, assert_none_failed};
 use serde::Deserialize as _;
 use serde_json::Value;
 
@@ -92,9 +92,7 @@ async fn decide(client: &Client, uid: &str, object: &Value) -> (&'static str, St
 async fn every_corpus_file_gets_its_documented_decision() {
     let expected = expected_decisions();
     assert!(expected.len() >= 20, "README table not found: {expected:?}");
-    let pki = Pki::new();
-    let server = start(config(&pki)).await;
-    let client = Client::new(server.addr, pki.ca_pem());
+    let (server, client) = serve(&Pki::new(), |_| {}).await;
 
     let mut failures = Vec::new();
     let mut files: Vec<_> = std::fs::read_dir(CORPUS)
@@ -131,10 +129,5 @@ async fn every_corpus_file_gets_its_documented_decision() {
         }
     }
     server.shutdown().await;
-    assert!(
-        failures.is_empty(),
-        "{} corpus file(s) wrong:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_none_failed("corpus file(s)", &failures);
 }

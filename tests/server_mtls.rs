@@ -17,13 +17,10 @@ async fn client_certificates_are_required_and_verified() {
     let client_ca = DevCa::generate(30).unwrap();
     let ca_file = pki.dir.path().join("client-ca.crt");
     std::fs::write(&ca_file, &client_ca.cert_pem).unwrap();
-    let mut cfg = config(&pki);
-    cfg.client_ca = Some(ca_file);
-    let server = start(cfg).await;
+    let (server, anonymous) = serve(&pki, |c| c.client_ca = Some(ca_file)).await;
     let body = Review::create(&Pod::gpu(1).ns("ai").build()).uid("mtls").to_string();
 
     // No client certificate: refused (the handshake or the first request fails).
-    let anonymous = Client::new(server.addr, pki.ca_pem());
     let refused = anonymous.post("/mutate", body.clone()).await;
     assert!(refused.is_err(), "served without a client certificate: {refused:?}");
 
@@ -42,11 +39,7 @@ async fn client_certificates_are_required_and_verified() {
     assert_eq!(resp.status, 200);
     assert_eq!(resp.json()["response"]["uid"], "mtls");
 
-    let text = metrics_text(&server).await;
-    assert!(
-        metric(&text, r#"gpu_admission_request_errors_total{cause="tls_handshake"}"#) >= 2.0,
-        "{text}"
-    );
+    assert_errors_counted(&metrics_text(&server).await, &[("tls_handshake", 2.0)]);
     server.shutdown().await;
 }
 

@@ -11,29 +11,51 @@ use std::time::Duration;
 
 use common::*;
 use gpu_admission::server::RunningServer;
-use gpu_admission_testkit::paths::corpus;
+use gpu_admission_testkit::paths::{corpus, temp_file};
 use gpu_admission_testkit::{Pod, Review};
 use serde_json::Value;
 
-/// Sends reviews on fresh connections until `stop`, for at most 2000 requests. Returns
-/// (requests, failures).
-fn client_loop(client: Client, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<(usize, Vec<String>)> {
-    tokio::spawn(async move {
-        let body = Review::create(&Pod::gpu(1).name("l").ns("ai").build())
-            .uid("loop")
-            .to_string();
-        let (mut n, mut failures) = (0, Vec::new());
-        while !stop.load(Ordering::Relaxed) && n < 2000 {
-            match client.post("/mutate", body.clone()).await {
-                Ok(r) if r.status == 200 => {}
-                Ok(r) => failures.push(format!("status {}", r.status)),
-                Err(e) => failures.push(e),
+/// Reviews sent on fresh connections in a loop, for at most 2000 requests, until
+/// [`ClientLoop::stop_without_failures`].
+struct ClientLoop {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<(usize, Vec<String>)>,
+}
+
+impl ClientLoop {
+    fn start(client: Client) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let task = tokio::spawn(async move {
+            let body = Review::create(&Pod::gpu(1).name("l").ns("ai").build())
+                .uid("loop")
+                .to_string();
+            let (mut n, mut failures) = (0, Vec::new());
+            while !stopped.load(Ordering::Relaxed) && n < 2000 {
+                match client.post("/mutate", body.clone()).await {
+                    Ok(r) if r.status == 200 => {}
+                    Ok(r) => failures.push(format!("status {}", r.status)),
+                    Err(e) => failures.push(e),
+                }
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(2)).await;
             }
-            n += 1;
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        (n, failures)
-    })
+            (n, failures)
+        });
+        ClientLoop { stop, task }
+    }
+
+    /// Stops the loop; asserts that it sent requests and that none failed.
+    async fn stop_without_failures(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let (requests, failures) = self.task.await.unwrap();
+        assert!(requests > 0);
+        assert!(
+            failures.is_empty(),
+            "{} of {requests} requests failed during rotation: {failures:?}",
+            failures.len()
+        );
+    }
 }
 
 async fn served_leaf(client: &Client) -> Vec<u8> {
@@ -51,16 +73,15 @@ async fn reload_count(server: &RunningServer, target: &'static str, ok: bool) ->
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rewritten_files_are_picked_up_by_polling_without_failed_requests() {
     let pki = Pki::new();
-    let mut cfg = config(&pki);
-    cfg.watch_files = false; // polling alone
-    cfg.reload_poll = Duration::from_millis(100);
-    let server = start(cfg).await;
-    let client = Client::new(server.addr, pki.ca_pem());
+    let (server, client) = serve(&pki, |c| {
+        c.watch_files = false; // polling alone
+        c.reload_poll = Duration::from_millis(100);
+    })
+    .await;
     let first = served_leaf(&client).await;
     assert_eq!(first, leaf_der(&std::fs::read_to_string(&pki.cert_path).unwrap()));
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let running = client_loop(client.clone(), stop.clone());
+    let running = ClientLoop::start(client.clone());
     let mut previous = first;
     for round in 0..3 {
         let next = pki.issue();
@@ -70,14 +91,7 @@ async fn rewritten_files_are_picked_up_by_polling_without_failed_requests() {
         wait_for_leaf(&client, &want, &format!("rotation {round} served")).await;
         previous = want;
     }
-    stop.store(true, Ordering::Relaxed);
-    let (requests, failures) = running.await.unwrap();
-    assert!(requests > 0);
-    assert!(
-        failures.is_empty(),
-        "{} of {requests} requests failed during rotation: {failures:?}",
-        failures.len()
-    );
+    running.stop_without_failures().await;
     assert!(reload_count(&server, "certificate", true).await >= 4); // initial + 3
     let text = metrics_text(&server).await;
     let not_after = metric(&text, "gpu_admission_certificate_not_after_seconds") as i64;
@@ -114,16 +128,15 @@ async fn secret_volume_symlink_swap_is_seen_by_the_watch() {
     let vol = tempfile::tempdir().unwrap();
     let first = pki.issue();
     secret_volume_write(vol.path(), 1, &first.cert_pem, &first.key_pem);
-    let mut cfg = config(&pki);
-    cfg.tls_cert = vol.path().join("tls.crt");
-    cfg.tls_key = vol.path().join("tls.key");
-    cfg.reload_poll = Duration::from_secs(3600); // the watch alone
-    let server = start(cfg).await;
-    let client = Client::new(server.addr, pki.ca_pem());
+    let (server, client) = serve(&pki, |c| {
+        c.tls_cert = vol.path().join("tls.crt");
+        c.tls_key = vol.path().join("tls.key");
+        c.reload_poll = Duration::from_secs(3600); // the watch alone
+    })
+    .await;
     assert_eq!(served_leaf(&client).await, leaf_der(&first.cert_pem));
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let running = client_loop(client.clone(), stop.clone());
+    let running = ClientLoop::start(client.clone());
     for generation in 2..5 {
         let next = pki.issue();
         secret_volume_write(vol.path(), generation, &next.cert_pem, &next.key_pem);
@@ -134,14 +147,7 @@ async fn secret_volume_symlink_swap_is_seen_by_the_watch() {
         )
         .await;
     }
-    stop.store(true, Ordering::Relaxed);
-    let (requests, failures) = running.await.unwrap();
-    assert!(requests > 0);
-    assert!(
-        failures.is_empty(),
-        "{} of {requests} requests failed during rotation: {failures:?}",
-        failures.len()
-    );
+    running.stop_without_failures().await;
     assert_eq!(reload_count(&server, "certificate", false).await, 0);
     server.shutdown().await;
 }
@@ -149,8 +155,7 @@ async fn secret_volume_symlink_swap_is_seen_by_the_watch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mismatched_or_broken_pair_keeps_the_old_one() {
     let pki = Pki::new();
-    let server = start(config(&pki)).await;
-    let client = Client::new(server.addr, pki.ca_pem());
+    let (server, client) = serve(&pki, |_| {}).await;
     let original = served_leaf(&client).await;
 
     // A key that belongs to another certificate.
@@ -198,15 +203,15 @@ async fn a_mismatched_or_broken_pair_keeps_the_old_one() {
 async fn unready_until_the_certificate_appears() {
     let pki = Pki::new();
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config(&pki);
-    cfg.tls_cert = dir.path().join("tls.crt");
-    cfg.tls_key = dir.path().join("tls.key");
-    let server = start(cfg).await;
+    let (server, client) = serve(&pki, |c| {
+        c.tls_cert = dir.path().join("tls.crt");
+        c.tls_key = dir.path().join("tls.key");
+    })
+    .await;
     let ready = admin_get(server.admin_addr, "/readyz").await;
     assert_eq!(ready.status, 503);
     assert!(String::from_utf8_lossy(&ready.body).contains("certificate"));
     assert_eq!(admin_get(server.admin_addr, "/livez").await.status, 200);
-    let client = Client::new(server.addr, pki.ca_pem());
     assert!(
         client.connect().await.is_err(),
         "handshake without a certificate must fail"
@@ -226,15 +231,9 @@ async fn unready_until_the_certificate_appears() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policy_reload_changes_a_decision_without_restart() {
-    let pki = Pki::new();
-    let policy_dir = tempfile::tempdir().unwrap();
-    let policy_path = policy_dir.path().join("policy.yaml");
     let default = gpu_admission::policy::DEFAULT_POLICY_YAML;
-    std::fs::write(&policy_path, default).unwrap();
-    let mut cfg = config(&pki);
-    cfg.policy = Some(policy_path.clone());
-    let server = start(cfg).await;
-    let client = Client::new(server.addr, pki.ca_pem());
+    let (_dir, policy_path) = temp_file("policy.yaml", default);
+    let (server, client) = serve(&Pki::new(), |c| c.policy = Some(policy_path.clone())).await;
     let body = Review::create(&Pod::host_path("/").name("r").ns("default").build())
         .uid("pol")
         .to_string();
@@ -277,15 +276,9 @@ async fn policy_reload_changes_a_decision_without_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn time_slicing_reload_changes_the_slice_limit() {
-    let pki = Pki::new();
-    let dir = tempfile::tempdir().unwrap();
-    let ts_path = dir.path().join("time-slicing.yaml");
     let replicas4 = std::fs::read_to_string(corpus("07-time-slicing-configmap-replicas4.yaml")).unwrap();
-    std::fs::write(&ts_path, &replicas4).unwrap();
-    let mut cfg = config(&pki);
-    cfg.time_slicing = Some(ts_path.clone());
-    let server = start(cfg).await;
-    let client = Client::new(server.addr, pki.ca_pem());
+    let (_dir, ts_path) = temp_file("time-slicing.yaml", &replicas4);
+    let (server, client) = serve(&Pki::new(), |c| c.time_slicing = Some(ts_path.clone())).await;
     // 6 slices in one container: over replicas 4, within replicas 8.
     let mut pod = Pod::gpu(6).name("six").ns("ai").build();
     pod["spec"]["nodeSelector"] = serde_json::json!({"node-type": "gpu-worker"});

@@ -63,9 +63,7 @@ async fn finish(mut conn: Conn, rest: &[u8]) -> Resp {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_flight_request_finishes_after_shutdown_starts() {
-    let pki = Pki::new();
-    let server = start(config(&pki)).await;
-    let client = Client::new(server.addr, pki.ca_pem());
+    let (server, client) = serve(&Pki::new(), |_| {}).await;
     let (first, rest) = split_request();
     let mut conn = client.connect().await.unwrap();
     start_in_flight(&mut conn, &first).await;
@@ -101,21 +99,8 @@ struct Binary {
 
 impl Binary {
     fn spawn(pki: &Pki, grace_ms: u64) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_gpu-admission"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--admin-listen",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-            ])
-            .arg("--tls-cert")
-            .arg(&pki.cert_path)
-            .arg("--tls-key")
-            .arg(&pki.key_path)
-            .args(["--shutdown-grace-ms", &grace_ms.to_string()])
+        let mut child = serve_command(pki)
+            .args(["--log-format", "json", "--shutdown-grace-ms", &grace_ms.to_string()])
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

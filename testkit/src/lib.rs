@@ -22,3 +22,21 @@ pub mod wait;
 pub use build::{Container, Pod, Workload};
 pub use review::Review;
 pub use wait::{Wait, unique_name};
+
+/// Asserts that `text` contains `part`, printing `text` if not.
+#[track_caller]
+pub fn assert_contains(text: &str, part: &str) {
+    assert!(text.contains(part), "{part:?} not in:\n{text}");
+}
+
+/// For table tests that look at every case before failing: panics if there is any failure,
+/// with their count and each one (`"<n> <what> wrong:"`, then one per paragraph).
+#[track_caller]
+pub fn assert_none_failed(what: &str, failures: &[String]) {
+    assert!(
+        failures.is_empty(),
+        "{} {what} wrong:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}

@@ -109,6 +109,26 @@ pub async fn start(config: ServerConfig) -> RunningServer {
     gpu_admission::server::start(config).await.expect("server starts")
 }
 
+/// A server with the test defaults as `edit` changes them, and a client trusting its CA.
+pub async fn serve(pki: &Pki, edit: impl FnOnce(&mut ServerConfig)) -> (RunningServer, Client) {
+    let mut c = config(pki);
+    edit(&mut c);
+    let server = start(c).await;
+    let client = Client::new(server.addr, pki.ca_pem());
+    (server, client)
+}
+
+/// `gpu-admission serve` (the binary) on ephemeral loopback ports with `pki`'s pair.
+pub fn serve_command(pki: &Pki) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_gpu-admission"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .arg("--tls-cert")
+        .arg(&pki.cert_path)
+        .arg("--tls-key")
+        .arg(&pki.key_path);
+    cmd
+}
+
 /// Polls `check` until it returns `Some`, for at most [`BOUND`].
 pub async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
@@ -343,6 +363,15 @@ pub async fn admin_get(addr: SocketAddr, path: &str) -> Resp {
         .expect("admin response in time")
         .unwrap();
     parse_raw(&out)
+}
+
+/// Asserts that `/metrics` counted at least `n` request errors of each `(cause, n)`.
+#[track_caller]
+pub fn assert_errors_counted(text: &str, causes: &[(&str, f64)]) {
+    for (cause, n) in causes {
+        let sample = format!("gpu_admission_request_errors_total{{cause=\"{cause}\"}}");
+        assert!(metric(text, &sample) >= *n, "{sample} < {n} in\n{text}");
+    }
 }
 
 /// The value of one sample in Prometheus text (`name{labels}`), 0 when absent.

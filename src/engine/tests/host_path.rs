@@ -2,14 +2,15 @@ use serde_json::json;
 
 use super::*;
 
+/// A Coral pod in `ns` mounting host `path` (and an emptyDir before it).
 fn host_path_pod(ns: &str, path: &str) -> Value {
-    pod(
-        ns,
-        json!({
-            "containers": [{"name": "tpu", "image": "coral/edgetpu:1", "volumeMounts": [{"name": "usb", "mountPath": "/dev/bus/usb"}]}],
-            "volumes": [{"name": "data", "emptyDir": {}}, {"name": "usb", "hostPath": {"path": path}}]
-        }),
-    )
+    let tpu = Container::new("tpu", "coral/edgetpu:1").mount("usb", "/dev/bus/usb");
+    Pod::new()
+        .container(tpu)
+        .volume(json!({"name": "data", "emptyDir": {}}))
+        .host_path_volume("usb", path)
+        .ns(ns)
+        .build()
 }
 
 #[test]

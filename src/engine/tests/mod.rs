@@ -4,6 +4,8 @@ use serde_json::{Value, json};
 
 use super::{Action, Context, Decision, Effective, Operation, Outcome, Stage, evaluate};
 use crate::policy::Policy;
+use gpu_admission_testkit::build::GPU;
+use gpu_admission_testkit::{Container, Pod, Workload};
 
 mod cluster;
 mod codes;
@@ -32,21 +34,21 @@ pub fn policy_with(edit: impl FnOnce(&mut Value)) -> Effective {
     Effective::new(Policy::from_spec(spec, "test").expect("test policy is valid"))
 }
 
+// Objects come from the test kit (`gpu_admission_testkit`); these name the shapes the tables use.
+
+/// Pod `ns/p` with `spec`.
 pub fn pod(ns: &str, spec: Value) -> Value {
-    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": ns}, "spec": spec})
+    Pod::with_spec(spec).ns(ns).build()
 }
 
+/// Deployment `ns/d` with the pod template `pod_spec`.
 pub fn deployment(ns: &str, pod_spec: Value) -> Value {
-    json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "d", "namespace": ns},
-        "spec": {"selector": {"matchLabels": {"app": "d"}}, "template": {"metadata": {"labels": {"app": "d"}}, "spec": pod_spec}}
-    })
+    Workload::deployment("d").ns(ns).template(pod_spec).build()
 }
 
 /// A container asking for `count` of `nvidia.com/gpu` in its limits.
 pub fn gpu(count: Value) -> Value {
-    json!({"name": "c", "image": "img", "resources": {"limits": {"nvidia.com/gpu": count}}})
+    Container::new("c", "img").limit(GPU, count).build()
 }
 
 pub fn named(mut container: Value, name: &str) -> Value {
@@ -56,12 +58,9 @@ pub fn named(mut container: Value, name: &str) -> Value {
 
 /// A GPU pod spec that already satisfies placement, tolerations and priority.
 pub fn compliant_spec(containers: Value) -> Value {
-    json!({
-        "containers": containers,
-        "nodeSelector": {"node-type": "gpu-worker"},
-        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
-        "priorityClassName": "medium-priority"
-    })
+    Pod::with_spec(json!({"containers": containers}))
+        .complete("medium-priority")
+        .into_spec()
 }
 
 pub fn run(policy: &Effective, object: &Value, stage: Stage) -> Decision {

@@ -169,6 +169,15 @@ pub fn config_map(data: &[(&str, String)]) -> Value {
     })
 }
 
+/// [`config_map`] with the default profile `any` at `replicas`, and a second profile, `strict`
+/// (4 replicas, failRequestsGreaterThanOne), that nodes choose with [`PROFILE_LABEL`].
+pub fn config_map_with_strict(replicas: u32) -> Value {
+    config_map(&[
+        ("any", device_plugin_config(replicas, false)),
+        ("strict", device_plugin_config(4, true)),
+    ])
+}
+
 /// `kubectl apply` of one object (JSON).
 pub fn apply(cp: &ControlPlane, object: &Value) {
     cp.kubectl(&["apply", "-f", "-"], Some(&object.to_string()))
@@ -222,6 +231,15 @@ pub fn set_allocatable(cp: &ControlPlane, name: &str, allocatable: &[(&str, &str
         None,
     )
     .assert_success();
+}
+
+/// Time-slicing at `replicas` slices per GPU: the ConfigMap's `any` profile, and every GPU
+/// node's allocatable (2 GPUs each), as the device plugin re-advertises it.
+pub fn set_replicas(cp: &ControlPlane, replicas: u32) {
+    apply(cp, &config_map(&[("any", device_plugin_config(replicas, false))]));
+    for node in GPU_NODES {
+        set_allocatable(cp, node, &[("nvidia.com/gpu", &(2 * replicas).to_string())]);
+    }
 }
 
 /// Deletes a PriorityClass (if any) and creates it with `value` (the value is immutable).

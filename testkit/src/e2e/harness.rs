@@ -59,6 +59,15 @@ impl Output {
         self
     }
 
+    /// Panics unless the command exited 1 with every one of `parts` in its stderr.
+    #[track_caller]
+    pub fn assert_fails_saying(&self, parts: &[&str]) -> &Self {
+        assert_eq!(self.code, 1, "{self:?}");
+        let missing: Vec<&&str> = parts.iter().filter(|p| !self.stderr.contains(**p)).collect();
+        assert!(missing.is_empty(), "stderr lacks {missing:?}: {self:?}");
+        self
+    }
+
     /// Parses stdout as JSON, panicking with the raw text on error.
     #[track_caller]
     pub fn json(&self) -> serde_json::Value {
