@@ -258,11 +258,19 @@ async fn recorded_bench_reviews() {
     let resp = post_json(&client, "/validate", &pod).await;
     assert_eq!(resp["response"]["allowed"], false, "{resp}");
     let message = resp["response"]["status"]["message"].as_str().unwrap_or("").to_string();
-    assert!(message.contains("[VISIBILITY_SET_BY_GPU_CONTAINER] spec.containers[0].env[4]"), "{message}");
-    assert!(message.contains("[VISIBILITY_VOID_MISSING] spec.containers[1].env"), "{message}");
+    assert!(
+        message.contains("[VISIBILITY_SET_BY_GPU_CONTAINER] spec.containers[0].env[4]"),
+        "{message}"
+    );
+    assert!(
+        message.contains("[VISIBILITY_VOID_MISSING] spec.containers[1].env"),
+        "{message}"
+    );
     // Without the variable and with the mutating webhook's patch, it has everything the policy wants.
     let mut fixed = pod.clone();
-    let env = fixed["request"]["object"]["spec"]["containers"][0]["env"].as_array_mut().unwrap();
+    let env = fixed["request"]["object"]["spec"]["containers"][0]["env"]
+        .as_array_mut()
+        .unwrap();
     env.retain(|e| e["name"] != "NVIDIA_VISIBLE_DEVICES");
     let mutated = post_json(&client, "/mutate", &fixed).await;
     fixed["request"]["object"] = apply_patch(&mutated["response"], &fixed["request"]["object"]);
