@@ -10,6 +10,7 @@ use serde_json::Value;
 
 pub use crate::decision::{Action, Decision, Fix, Outcome, SkipReason, Violation};
 
+mod claims;
 mod effective;
 pub mod rules;
 mod stage;
@@ -80,7 +81,16 @@ pub fn evaluate(effective: &Effective, object: &Value, ctx: &Context<'_>) -> Dec
         return Decision::skip(SkipReason::Subresource);
     }
     let Some(workload) = workload::extract(object) else {
-        return Decision::skip(SkipReason::NotCovered);
+        let namespace = object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+            .unwrap_or(ctx.namespace);
+        if effective.policy().namespace_exempt(namespace) {
+            return Decision::skip(SkipReason::NotCovered);
+        }
+        return claims::evaluate(effective.policy(), object, namespace)
+            .unwrap_or(Decision::skip(SkipReason::NotCovered));
     };
     if workload.is_pod() && ctx.operation == Operation::Update {
         return Decision::skip(SkipReason::PodUpdate);

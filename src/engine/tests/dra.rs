@@ -125,3 +125,25 @@ fn missing_templates_and_shared_claims_are_warned() {
     );
     assert!(shared.violations[0].message.contains("firstAvailable"));
 }
+
+#[test]
+fn check_judges_claim_templates_in_manifests() {
+    let p = default_policy();
+    let decide = |exactly: Value| run(&p, &template("t", exactly), Stage::Offline);
+    assert_eq!(
+        decide(json!({"deviceClassName": "gpu.nvidia.com", "count": 2})).outcome(),
+        Outcome::Allowed
+    );
+    let d = decide(json!({"deviceClassName": "gpu.nvidia.com", "count": 3}));
+    assert_eq!(codes(&d), vec!["DRA_COUNT_EXCEEDED"]);
+    assert_eq!(d.violations[0].path, "spec.spec.devices.requests[0]");
+    assert_eq!(d.outcome(), Outcome::Denied);
+    let d = decide(json!({"deviceClassName": "gpu.nvidia.com", "allocationMode": "All"}));
+    assert_eq!(codes(&d), vec!["DRA_COUNT_UNKNOWN"]);
+    assert_eq!(d.outcome(), Outcome::Allowed);
+    assert!(
+        decide(json!({"deviceClassName": "nic.example.com", "count": 9}))
+            .violations
+            .is_empty()
+    );
+}
