@@ -394,7 +394,14 @@ cmd_up() {
   need_root
   mkdir -p "$S"
   if [[ -d "$R" ]]; then
-    log "a previous cluster was left in $S: tearing it down first"
+    # Another run's cluster that is still up is not ours to stop: refuse (exit 3), and leave it.
+    local f live=""
+    for f in "$R"/pids/*; do [[ -f $f ]] && alive "$(cat "$f")" && live+=" $(basename "$f")"; done
+    if [[ -n "$live" ]]; then
+      log "ERROR: a cluster is running in $S (alive:$live); stop it with scripts/cluster.sh down first"
+      exit 3
+    fi
+    log "a previous cluster was left in $S (no component alive): tearing it down first"
     cmd_down
   fi
   mkdir -p "$L" "$R/pids" "$E"

@@ -62,9 +62,9 @@ cargo_ test --workspace --all-targets --no-run
 log="$(mktemp)"
 cluster_dir="${GA_CLUSTER_DIR:-/tmp/gpu-admission-cluster}"
 export GA_CLUSTER_DIR="$cluster_dir"
-down_done=0
+down_done=0 cluster_ours=0
 teardown() {
-  [[ $down_done -eq 1 ]] && return 0
+  [[ $down_done -eq 1 || $cluster_ours -eq 0 ]] && return 0
   down_done=1
   scripts/cluster.sh down || true
 }
@@ -73,10 +73,16 @@ trap 'exit 130' INT TERM
 
 phase "real cluster up (scripts/cluster.sh up)"
 extra_pass=0 extra_fail=0
-GA_CLUSTER_IMAGE="$image" scripts/cluster.sh up >/dev/null || {
-  echo "==> scripts/cluster.sh up FAILED: the real-cluster suite will fail (it is never skipped)" >&2
-  tail -n 20 "$cluster_dir"/logs/kube-apiserver.log "$cluster_dir"/logs/kubelet.log 2>/dev/null >&2 || true
-}
+up_rc=0
+GA_CLUSTER_IMAGE="$image" scripts/cluster.sh up >/dev/null || up_rc=$?
+# Exit 3: another run's cluster is up in $cluster_dir; it is not ours to tear down.
+[[ $up_rc -eq 3 ]] || cluster_ours=1
+if [[ $up_rc -ne 0 ]]; then
+  echo "==> scripts/cluster.sh up FAILED ($up_rc): the real-cluster suite will fail (it is never skipped)" >&2
+  [[ $up_rc -eq 3 ]] || tail -n 20 "$cluster_dir"/logs/kube-apiserver.log "$cluster_dir"/logs/kubelet.log 2>/dev/null >&2 || true
+  # Nothing of ours answers there: the suite must not use another run's cluster.
+  export GA_CLUSTER_DIR="$cluster_dir.unavailable"
+fi
 
 report="${CARGO_TARGET_DIR:-$repo/target}/tmp/real-cluster-report.md"
 rm -f "$report"
@@ -88,7 +94,10 @@ set -e
 
 phase "real cluster down, verify-clean"
 teardown
-if scripts/cluster.sh verify-clean; then
+if [[ $cluster_ours -eq 0 ]]; then
+  echo "test real-cluster teardown left nothing behind ... FAILED (the cluster was not ours to check)"
+  extra_fail=$((extra_fail + 1))
+elif scripts/cluster.sh verify-clean; then
   echo "test real-cluster teardown left nothing behind ... ok"
   extra_pass=$((extra_pass + 1))
 else
