@@ -12,10 +12,11 @@ pub use crate::decision::{Action, Decision, Fix, Outcome, SkipReason, Violation}
 
 mod claims;
 mod effective;
-pub mod rules;
+pub(crate) mod rules;
 mod stage;
 
 pub use effective::Effective;
+pub use rules::all_codes;
 
 use crate::k8s::workload;
 

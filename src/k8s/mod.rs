@@ -4,12 +4,12 @@
 //! workload extraction, quantities, host-path normalisation, the device-plugin config, YAML
 //! manifests and JSON type names.
 
-pub mod device_plugin;
-pub mod host_path;
+pub(crate) mod device_plugin;
+pub(crate) mod host_path;
 pub mod manifests;
-pub mod quantity;
-pub mod scheduling;
-pub mod workload;
+pub(crate) mod quantity;
+pub(crate) mod scheduling;
+pub(crate) mod workload;
 
 use serde_json::Value;
 

@@ -66,7 +66,6 @@ pub const KINDS: &[KindInfo] = &[
 #[derive(Debug, Clone)]
 pub struct Workload<'a> {
     pub info: &'static KindInfo,
-    pub name: Option<&'a str>,
     pub namespace: Option<&'a str>,
     /// The pod spec, or why it could not be reached (`spec.template` missing, not an object).
     pub pod_spec: Result<&'a Map<String, Value>, String>,
@@ -103,9 +102,6 @@ pub fn extract(object: &Value) -> Option<Workload<'_>> {
     };
     let info = kind_info(api_version, kind)?;
     let metadata = object.get("metadata");
-    let name = metadata
-        .and_then(|m| m.get("name").or_else(|| m.get("generateName")))
-        .and_then(Value::as_str);
     let namespace = metadata.and_then(|m| m.get("namespace")).and_then(Value::as_str);
     let mut node = object;
     let mut walked: Vec<&str> = Vec::new();
@@ -133,7 +129,6 @@ pub fn extract(object: &Value) -> Option<Workload<'_>> {
     }
     Some(Workload {
         info,
-        name,
         namespace,
         pod_spec,
     })

@@ -29,13 +29,13 @@ use crate::cluster::watch::{ClusterWatch, now_unix_ms};
 use crate::engine::Effective;
 use crate::policy::Policy;
 
-pub mod admin;
-pub mod conn;
+mod admin;
+mod conn;
 mod error;
-pub mod metrics;
-pub mod reload;
-pub mod routes;
-pub mod shutdown;
+mod metrics;
+mod reload;
+mod routes;
+pub(crate) mod shutdown;
 pub mod tls;
 
 pub use error::ApiError;

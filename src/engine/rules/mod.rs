@@ -72,7 +72,21 @@ pub(super) fn run(subject: &Subject<'_>) -> Findings {
         if !spec.enabled() || spec.exempt_namespaces().iter().any(|n| n == subject.namespace) {
             continue;
         }
+        let (violations, fixes) = (findings.violations.len(), findings.fixes.len());
         (rule.check)(subject, spec.action(), &mut findings);
+        // Every finding carries its rule's name and one of the codes the rule declares (the
+        // README table is checked against those).
+        let new = findings.violations[violations..]
+            .iter()
+            .map(|v| (v.rule, v.code))
+            .chain(findings.fixes[fixes..].iter().map(|f| (f.rule, f.code)));
+        for (name, code) in new {
+            debug_assert!(
+                name == rule.name && rule.codes.contains(&code),
+                "rule `{}` reported `{code}` as `{name}`",
+                rule.name
+            );
+        }
     }
     findings
 }

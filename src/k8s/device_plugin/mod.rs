@@ -13,7 +13,7 @@ use serde_json::Value;
 
 mod config;
 
-pub use config::{DeviceConfig, MigStrategy, SharedResource, SharingMode};
+pub use config::{DeviceConfig, MigStrategy, SharingMode};
 
 /// The node label that picks a device-plugin config key (a per-node profile).
 pub const CONFIG_LABEL: &str = "nvidia.com/device-plugin.config";
