@@ -43,6 +43,9 @@ pub struct ClusterFacts {
     pub namespaces: BTreeMap<String, BTreeMap<String, String>>,
     /// Whether every source has synced at least once.
     pub synced: bool,
+    /// Every vendor resource some GPU node has allocatable (> 0), computed once when the facts
+    /// are built, not per request.
+    pub offered: Vec<String>,
     /// ResourceClaimTemplates and ResourceClaims by (namespace, name).
     pub claim_templates: BTreeMap<(String, String), DraClaim>,
     pub claims: BTreeMap<(String, String), DraClaim>,
@@ -146,6 +149,14 @@ impl ClusterFacts {
             });
         }
         facts.gpu_nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut offered: Vec<String> = facts
+            .gpu_nodes
+            .iter()
+            .flat_map(|n| n.allocatable.iter().filter(|(_, c)| **c > 0).map(|(k, _)| k.clone()))
+            .collect();
+        offered.sort_unstable();
+        offered.dedup();
+        facts.offered = offered;
         facts
     }
 
@@ -167,9 +178,7 @@ impl ClusterFacts {
 
     /// Whether a vendor resource is offered by any GPU node.
     pub fn offers(&self, resource: &str) -> bool {
-        self.gpu_nodes
-            .iter()
-            .any(|n| n.allocatable.get(resource).is_some_and(|c| *c > 0))
+        self.offered.binary_search_by(|o| o.as_str().cmp(resource)).is_ok()
     }
 
     /// Whether the node's profile label names a config the ConfigMap does not hold. The

@@ -275,13 +275,8 @@ fn uses_gpu_claim(container: &Map<String, Value>, dra: &[DraUse]) -> bool {
 fn gpu_resources(subject: &Subject<'_>) -> Vec<String> {
     let mut names: Vec<String> = subject.policy.gpu_resource_names().into();
     if let Some(facts) = subject.effective.cluster() {
-        for node in &facts.gpu_nodes {
-            for name in node.allocatable.keys() {
-                if !names.contains(name) {
-                    names.push(name.clone());
-                }
-            }
-        }
+        let extra: Vec<String> = facts.offered.iter().filter(|n| !names.contains(n)).cloned().collect();
+        names.extend(extra);
     }
     names
 }
