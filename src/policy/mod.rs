@@ -10,6 +10,7 @@ use std::path::Path;
 use regex::Regex;
 
 use crate::k8s::device_plugin::{ConfigError, TimeSlicing};
+use crate::k8s::scheduling::Taint;
 
 mod defaults;
 pub mod file;
@@ -76,6 +77,8 @@ pub struct Policy {
     spec: PolicySpec,
     origin: String,
     host_path_allowed: Vec<HostPathAllow>,
+    /// `rules.tolerations.taint` as the scheduling helpers match it (built once, at load).
+    gpu_taint: Taint,
 }
 
 // === impl Policy ===
@@ -161,10 +164,17 @@ impl Policy {
                 namespace_label: allow.namespace_label.clone(),
             });
         }
+        let taint = &spec.rules.tolerations.taint;
+        let gpu_taint = Taint {
+            key: taint.key.clone(),
+            value: taint.value.clone(),
+            effect: taint.effect.clone(),
+        };
         Ok(Self {
             spec,
             origin: origin.to_string(),
             host_path_allowed,
+            gpu_taint,
         })
     }
 
@@ -175,6 +185,11 @@ impl Policy {
     /// Where the policy came from (a file path or `<embedded default>`).
     pub fn origin(&self) -> &str {
         &self.origin
+    }
+
+    /// The taint GPU nodes carry (`rules.tolerations.taint`).
+    pub fn gpu_taint(&self) -> &Taint {
+        &self.gpu_taint
     }
 
     pub fn host_path_allowed(&self) -> &[HostPathAllow] {

@@ -7,8 +7,7 @@ use serde_json::{Value, json};
 use super::{Findings, Fix, Rule, Subject, add};
 use crate::decision::Action;
 use crate::k8s::json_type;
-use crate::k8s::scheduling::{self, Taint};
-use crate::policy::file::TaintSpec;
+use crate::k8s::scheduling;
 
 pub const NAME: &str = "tolerations";
 
@@ -31,7 +30,10 @@ fn check(subject: &Subject<'_>, action: Action, out: &mut Findings) {
             add(subject.pointer(&["tolerations"]), json!([wanted])),
         ),
         Some(Value::Array(items)) => {
-            if items.iter().any(|t| tolerates(t, taint)) {
+            if items
+                .iter()
+                .any(|t| t.is_object() && scheduling::tolerates(t, subject.policy.gpu_taint()))
+            {
                 return;
             }
             (
@@ -55,28 +57,19 @@ fn check(subject: &Subject<'_>, action: Action, out: &mut Findings) {
     });
 }
 
-/// Kubernetes' `Toleration.ToleratesTaint`, for the policy's taint (one implementation, in
-/// [`scheduling::tolerates`]).
-pub fn tolerates(toleration: &Value, taint: &TaintSpec) -> bool {
-    let taint = Taint {
-        key: taint.key.clone(),
-        value: taint.value.clone(),
-        effect: taint.effect.clone(),
-    };
-    toleration.is_object() && scheduling::tolerates(toleration, &taint)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::k8s::scheduling::Taint;
 
     #[test]
     fn kubernetes_matching_table() {
-        let taint = TaintSpec {
+        let taint = Taint {
             key: "nvidia.com/gpu".into(),
             value: String::new(),
             effect: "NoSchedule".into(),
         };
+        let tolerates = scheduling::tolerates;
         let cases = [
             (
                 json!({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}),
@@ -102,7 +95,7 @@ mod tests {
         for (tol, want) in cases {
             assert_eq!(tolerates(&tol, &taint), want, "{tol}");
         }
-        let valued = TaintSpec {
+        let valued = Taint {
             value: "present".into(),
             ..taint
         };

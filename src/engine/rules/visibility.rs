@@ -23,7 +23,7 @@ use serde_json::{Map, Value, json};
 use super::gpu::List;
 use super::{Findings, Fix, Rule, Subject, add};
 use crate::decision::Action;
-use crate::k8s::scheduling::{Taint, tolerates};
+use crate::k8s::scheduling::tolerates;
 
 pub const NAME: &str = "visibility";
 
@@ -97,16 +97,12 @@ pub fn can_land_on_gpu_node(subject: &Subject<'_>) -> bool {
         return true;
     }
     let rules = &subject.policy.spec().rules;
-    let taint = Taint {
-        key: rules.tolerations.taint.key.clone(),
-        value: String::new(),
-        effect: rules.tolerations.taint.effect.clone(),
-    };
+    let taint = subject.policy.gpu_taint();
     let tolerated = subject
         .spec
         .get("tolerations")
         .and_then(Value::as_array)
-        .is_some_and(|ts| ts.iter().any(|t| tolerates(t, &taint)));
+        .is_some_and(|ts| ts.iter().any(|t| tolerates(t, taint)));
     let selector = &rules.placement.node_selector;
     let selected = subject
         .spec
