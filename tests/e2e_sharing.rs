@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use gpu_admission_testkit::Wait;
-use gpu_admission_testkit::e2e::{harness, webhook};
+use gpu_admission_testkit::e2e::{cluster, harness, webhook};
 use harness::kubectl;
 use serde_json::{Value, json};
 use webhook::{Webhook, WebhookOptions};
@@ -59,21 +59,7 @@ fn gpu_node(name: &str, config: Option<&str>) {
         &json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels},
                   "spec": {"taints": [{"key": "nvidia.com/gpu", "effect": "NoSchedule"}]}}),
     );
-    let status =
-        json!({"status": {"capacity": {"nvidia.com/gpu": "8"}, "allocatable": {"nvidia.com/gpu": "8"}}}).to_string();
-    kubectl(
-        &[
-            "patch",
-            "node",
-            name,
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            &status,
-        ],
-        None,
-    )
-    .assert_success();
+    cluster::set_allocatable(harness::shared(), name, &[("nvidia.com/gpu", "8")]);
 }
 
 fn config_map() -> Value {
