@@ -5,6 +5,9 @@
 #
 #   docker build -t ghcr.io/gpu-admission/gpu-admission:0.1.0 .
 #
+# A release (.github/workflows/release.yml, on a version tag) builds this file for linux/amd64
+# and linux/arm64 on a runner of each architecture (the build stage compiles for its own host).
+#
 # Without docker, scripts/image.sh builds the same final stage from this file: it runs the build
 # stage's `cargo build` (read from the RUN line below) natively and interprets the final stage's
 # COPY/USER/EXPOSE/ENTRYPOINT/CMD lines into a docker-archive tarball. The real-cluster suite runs
@@ -43,6 +46,8 @@ nonroot:x:65532:
 EOF
 COPY --from=build /gpu-admission /usr/local/bin/gpu-admission
 USER 65532:65532
+# GitHub's registry links the package to its repository by this label.
+LABEL org.opencontainers.image.source="https://github.com/gpu-admission/gpu-admission"
 # 8443: webhook (HTTPS); 8080: admin (/livez, /readyz, /metrics).
 EXPOSE 8443 8080
 ENTRYPOINT ["/usr/local/bin/gpu-admission"]

@@ -3,6 +3,7 @@
 # stage, as a docker-archive tarball (`docker load` / `ctr images import` read it).
 #
 #   scripts/image.sh [--src DIR] [--out FILE] [--import CONTAINERD_SOCKET]
+#   scripts/image.sh --ref      print the image reference deploy/ names, and nothing else
 #
 # - The build stage's binary: the `cargo build ...` command and `ENV RUSTFLAGS` are read from the
 #   Dockerfile's build stage and run natively (for this machine's host triple, as the Dockerfile
@@ -12,7 +13,9 @@
 # - The final stage must be `FROM scratch`; its COPY (heredoc or --from=build), USER, EXPOSE, ENV,
 #   LABEL, ENTRYPOINT and CMD lines are interpreted; anything else is an error, so the two builds
 #   cannot drift apart silently. One layer per COPY, as docker makes them.
-# - The image reference is the one deploy/base/deployment.yaml names.
+# - The image reference is the one deploy/ names, in one place: the `images:` entry of
+#   deploy/base/kustomization.yaml (name, optional newName, newTag). The release workflow
+#   (.github/workflows/release.yml) pushes the same reference, and checks it with --ref.
 # - The binary must be statically linked (no ELF interpreter): checked.
 #
 # Output: ${GPU_ADMISSION_CACHE:-$HOME/.cache/gpu-admission}/image/gpu-admission.tar (or --out).
@@ -22,9 +25,23 @@ repo="$(cd "$(dirname "$0")/.." && pwd)"
 log() { printf '[image] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
+# The `images:` entry of deploy/base/kustomization.yaml: NAME[:TAG], newName replacing NAME.
+deploy_ref() {
+  awk '
+    /^images:/ { inside = 1; next }
+    inside && /^[^[:space:]#-]/ { inside = 0 }
+    inside && /^[[:space:]]*-?[[:space:]]*name:/ { sub(/.*name:[[:space:]]*/, ""); name = $1 }
+    inside && /^[[:space:]]*newName:/ { sub(/.*newName:[[:space:]]*/, ""); new = $1 }
+    inside && /^[[:space:]]*newTag:/ { sub(/.*newTag:[[:space:]]*/, ""); gsub(/"/, ""); tag = $1 }
+    END { if (name == "" || tag == "") exit 1; print (new != "" ? new : name) ":" tag }
+  ' "$repo/deploy/base/kustomization.yaml"
+}
+ref="$(deploy_ref)" || die "no images: entry with name and newTag in deploy/base/kustomization.yaml"
+
 src="$repo" out="" import=""
 while [[ $# -gt 0 ]]; do
   case $1 in
+    --ref) echo "$ref"; exit 0 ;;
     --src) src="$(cd "$2" && pwd)"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --import) import="$2"; shift 2 ;;
@@ -37,9 +54,6 @@ mkdir -p "$(dirname "$out")"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target-image}"
 dockerfile="$src/Dockerfile"
 [[ -f "$dockerfile" ]] || die "no Dockerfile in $src"
-
-ref="$(sed -n 's/^[[:space:]]*image:[[:space:]]*\([^[:space:]]*\).*/\1/p' "$repo/deploy/base/deployment.yaml" | head -n 1)"
-[[ -n "$ref" ]] || die "no image: in deploy/base/deployment.yaml"
 
 # --- Split the Dockerfile into stages (continuation lines joined; heredocs kept as lines). ---
 mapfile -t raw < "$dockerfile"

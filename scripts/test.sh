@@ -5,7 +5,9 @@
 #
 # 1. Binaries, built once and cached: kube-apiserver, etcd, kubectl (scripts/control-plane.sh);
 #    kubelet, kube-controller-manager, kube-scheduler, kube-proxy (scripts/node-components.sh);
-#    the image, from the Dockerfile's final stage (scripts/image.sh: static binary, FROM scratch).
+#    the image, from the Dockerfile's final stage (scripts/image.sh: static binary, FROM scratch);
+#    actionlint, from the Go module proxy, and shellcheck (scripts/actionlint.sh), for the release
+#    workflow's lint (tests/release.rs).
 #    Pre-set KUBE_APISERVER_BIN, ETCD_BIN and KUBECTL_BIN to use other apiserver-only binaries.
 # 2. cargo fmt --check, clippy -D warnings.
 # 3. The cluster (scripts/cluster.sh up; Debian packages installed when missing), torn down by a
@@ -47,6 +49,10 @@ for v in $extra_versions; do
   extra_bin[$v]="$(K8S_VERSION="$v" scripts/control-plane.sh | tail -n 1)"
   [[ -x "${extra_bin[$v]}/kube-apiserver" ]] || { echo "no kube-apiserver $v" >&2; exit 1; }
 done
+
+phase "actionlint and shellcheck (scripts/actionlint.sh)"
+ACTIONLINT_BIN="$(scripts/actionlint.sh | tail -n 1)"
+export ACTIONLINT_BIN
 
 phase "the image (scripts/image.sh: the Dockerfile's final stage, without docker)"
 image="$(scripts/image.sh | tail -n 1)"
