@@ -10,6 +10,8 @@ pub mod manifests;
 pub(crate) mod quantity;
 pub(crate) mod scheduling;
 pub(crate) mod workload;
+pub(crate) mod yaml_pos;
+pub(crate) mod yaml_edit;
 
 use serde_json::Value;
 
