@@ -42,15 +42,18 @@ pub struct Violation {
     pub action: Action,
 }
 
-/// Something missing that a patch adds.
-#[derive(Debug, Clone)]
+/// Something missing that a patch adds (`check --output json` prints it as
+/// `{code, rule, path, summary, patch}`).
+#[derive(Debug, Clone, Serialize)]
 pub struct Fix {
     pub code: &'static str,
     pub rule: &'static str,
     pub path: String,
     /// What the pods get, e.g. `nodeSelector node-type=gpu-worker` (short: used in warnings).
     pub summary: String,
+    #[serde(rename = "patch")]
     pub ops: Vec<PatchOperation>,
+    #[serde(skip)]
     pub action: Action,
 }
 
@@ -69,17 +72,21 @@ pub enum SkipReason {
     ExemptNamespace,
     /// `pods/status`, `pods/binding`, `pods/ephemeralcontainers`, ...
     Subresource,
+    /// A covered kind's name under another group or version (`apps/v1beta1` Deployment, a `v2`
+    /// Pod) or spelling (`pod`): only `v1`, `apps/v1` and `batch/v1` are evaluated.
+    UnservedVersion,
 }
 
 // === impl SkipReason ===
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 5] = [
+    pub const ALL: [SkipReason; 6] = [
         SkipReason::NotCovered,
         SkipReason::Operation,
         SkipReason::PodUpdate,
         SkipReason::ExemptNamespace,
         SkipReason::Subresource,
+        SkipReason::UnservedVersion,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -89,6 +96,7 @@ impl SkipReason {
             SkipReason::PodUpdate => "pod_update",
             SkipReason::ExemptNamespace => "exempt_namespace",
             SkipReason::Subresource => "subresource",
+            SkipReason::UnservedVersion => "unserved_version",
         }
     }
 }
@@ -102,6 +110,9 @@ pub struct Decision {
     pub warnings: Vec<String>,
     /// RFC 6902 patch against the object as given (empty when nothing is mutated).
     pub patch: json_patch::Patch,
+    /// The fixes behind the patch, one by one (offline stage only: `check` reports them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fixes: Vec<Fix>,
     /// Why the object was not evaluated (`None`: it was, and the fields above are the answer).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped: Option<SkipReason>,

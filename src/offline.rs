@@ -56,7 +56,10 @@ pub fn evaluate_object(
         .unwrap_or(default_namespace);
     let ctx = Context::create(namespace, Stage::Offline);
     let decision = engine::evaluate(effective, object, &ctx);
-    if decision.skipped == Some(SkipReason::NotCovered) {
+    if matches!(
+        decision.skipped,
+        Some(SkipReason::NotCovered | SkipReason::UnservedVersion)
+    ) {
         return None;
     }
     let text = |field: &str| {

@@ -2,6 +2,8 @@
 //! status and error code (never an "allowed" answer); body limit; slow clients; panics.
 
 mod common;
+#[path = "bad_input/strict.rs"]
+mod strict;
 
 use std::time::Duration;
 

@@ -94,11 +94,33 @@ fn skips_are_reported_with_the_engines_reason() {
             SkipReason::NotCovered,
         ),
     ];
-    for (kind, resource, ns, op, sub, object, reason) in cases {
+    let v2_pod = gpu_pod.replace(r#""apiVersion":"v1""#, r#""apiVersion":"v2""#);
+    let v1beta1 = r#"{"apiVersion":"apps/v1beta1","kind":"Deployment","metadata":{"name":"d","namespace":"NS"},
+        "spec":{"template":{"spec":{"containers":[{"name":"c","image":"i","resources":{"limits":{"nvidia.com/gpu":99}}}]}}}}"#;
+    let unserved = [
+        ("Pod", "", "v2", "pods", v2_pod.as_str()),
+        ("Deployment", "apps", "v1beta1", "deployments", v1beta1),
+    ];
+    let unserved = unserved.map(|(kind, group, version, resource, object)| {
+        (
+            kind,
+            group,
+            version,
+            resource,
+            "ai",
+            "CREATE",
+            "",
+            object,
+            SkipReason::UnservedVersion,
+        )
+    });
+    let cases = cases
+        .map(|(kind, resource, ns, op, sub, object, reason)| (kind, "", "v1", resource, ns, op, sub, object, reason));
+    for (kind, group, version, resource, ns, op, sub, object, reason) in cases.into_iter().chain(unserved) {
         let object = object.replace("NS", ns);
         let body = format!(
             r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{{"uid":"u",
-            "kind":{{"group":"","version":"v1","kind":"{kind}"}},"resource":{{"group":"","version":"v1","resource":"{resource}"}},
+            "kind":{{"group":"{group}","version":"{version}","kind":"{kind}"}},"resource":{{"group":"{group}","version":"{version}","resource":"{resource}"}},
             "subResource":"{sub}","namespace":"{ns}","operation":"{op}","object":{object},"oldObject":{object}}}}}"#
         );
         let (resp, summary) = review(&policy(), Endpoint::Validate, body.as_bytes()).unwrap();
@@ -163,10 +185,11 @@ fn encode_is_byte_identical_to_the_reference() {
             );
             if let Some(patch) = review.response.as_ref().and_then(|r| r.patch.as_ref()) {
                 patched += 1;
+                let parsed = parse(body.as_bytes()).unwrap();
                 let decision = crate::engine::evaluate(
                     &policy(),
-                    &parse(body.as_bytes()).unwrap().object.unwrap(),
-                    &crate::engine::Context::create("ai", Stage::Mutate),
+                    &parsed.object.unwrap(),
+                    &crate::engine::Context::create(&parsed.namespace, Stage::Mutate),
                 );
                 assert_eq!(summary.patch_bytes, serde_json::to_vec(&decision.patch).unwrap().len());
                 assert_eq!(summary.patch_bytes, patch.len());

@@ -13,6 +13,7 @@ pub use crate::decision::{Action, Decision, Fix, Outcome, SkipReason, Violation}
 mod claims;
 mod effective;
 pub(crate) mod rules;
+mod shape;
 mod stage;
 
 pub use effective::Effective;
@@ -47,7 +48,9 @@ pub enum Operation {
 /// Everything the engine needs besides the object.
 #[derive(Debug, Clone)]
 pub struct Context<'a> {
-    /// The namespace of the request (or `--namespace` offline); used when the object has none.
+    /// The namespace every decision is taken in: the request's (the API server's word), or
+    /// offline the object's own (`--namespace` when it names none). An object whose
+    /// `metadata.namespace` names another is denied (`NAMESPACE_MISMATCH`).
     pub namespace: &'a str,
     pub operation: Operation,
     pub stage: Stage,
@@ -71,7 +74,8 @@ impl<'a> Context<'a> {
 
 /// Evaluates one object (a Pod, or a workload with a pod template) in its context.
 ///
-/// Never panics, whatever the JSON: malformed fields become violations with their path. An
+/// Never panics, whatever the JSON: malformed fields become violations with their path, and a
+/// covered field of the wrong type stops the evaluation (`FIELD_INVALID`, see `shape`). An
 /// object that is not evaluated (see [`SkipReason`]) gets an empty decision naming the reason;
 /// the reasons are checked in this order: operation, subresource, kind, Pod update, namespace.
 pub fn evaluate(effective: &Effective, object: &Value, ctx: &Context<'_>) -> Decision {
@@ -81,12 +85,11 @@ pub fn evaluate(effective: &Effective, object: &Value, ctx: &Context<'_>) -> Dec
     if ctx.subresource.is_some_and(|s| !s.is_empty()) {
         return Decision::skip(SkipReason::Subresource);
     }
+    let namespace = ctx.namespace;
     let Some(workload) = workload::extract(object) else {
-        let namespace = object
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .filter(|n| !n.is_empty())
-            .unwrap_or(ctx.namespace);
+        if workload::unserved_version(object) {
+            return Decision::skip(SkipReason::UnservedVersion);
+        }
         if effective.policy().namespace_exempt(namespace) {
             return Decision::skip(SkipReason::NotCovered);
         }
@@ -96,7 +99,6 @@ pub fn evaluate(effective: &Effective, object: &Value, ctx: &Context<'_>) -> Dec
     if workload.is_pod() && ctx.operation == Operation::Update {
         return Decision::skip(SkipReason::PodUpdate);
     }
-    let namespace = workload.namespace.filter(|n| !n.is_empty()).unwrap_or(ctx.namespace);
     if effective.policy().namespace_exempt(namespace) {
         return Decision::skip(SkipReason::ExemptNamespace);
     }
@@ -104,6 +106,13 @@ pub fn evaluate(effective: &Effective, object: &Value, ctx: &Context<'_>) -> Dec
         Ok(spec) => *spec,
         Err(reason) => return stage::invalid_object(&workload, reason, ctx.stage),
     };
+    let wrong = shape::check(object, spec, &workload.spec_path());
+    if !wrong.is_empty() {
+        return stage::invalid_fields(wrong, ctx.stage);
+    }
+    if let Some(theirs) = workload.namespace.filter(|n| !n.is_empty() && *n != namespace) {
+        return stage::namespace_mismatch(theirs, namespace, ctx.stage);
+    }
     let subject = rules::Subject::new(effective, spec, namespace, &workload);
     let findings = rules::run(&subject);
     stage::finish(findings, &subject, ctx.stage)

@@ -8,23 +8,49 @@
 
 use super::Stage;
 use super::rules::{Findings, Subject};
+use super::shape::Mismatch;
 use crate::decision::{Action, Decision, Violation, short, warning_for};
 use crate::k8s::workload::Workload;
 
 /// A workload whose pod spec cannot be reached: denied, except by the mutating stage (which
 /// never denies; validation will).
 pub(super) fn invalid_object(workload: &Workload<'_>, reason: &str, stage: Stage) -> Decision {
+    let path = workload.spec_path();
+    let message = format!("{reason}: a {} needs a pod spec at `{path}`", workload.info.kind);
+    refuse(stage, [("OBJECT_INVALID", path, message)])
+}
+
+/// Covered fields of the wrong type: each a `FIELD_INVALID` denial (not by the mutating stage).
+pub(super) fn invalid_fields(wrong: Vec<Mismatch>, stage: Stage) -> Decision {
+    refuse(stage, wrong.into_iter().map(|m| ("FIELD_INVALID", m.path, m.message)))
+}
+
+/// An object naming another namespace than the one the decision is taken in.
+pub(super) fn namespace_mismatch(theirs: &str, ours: &str, stage: Stage) -> Decision {
+    let message = format!(
+        "`metadata.namespace` is `{theirs}` but the request is in namespace `{ours}`: every decision is taken in the request's namespace"
+    );
+    refuse(
+        stage,
+        [("NAMESPACE_MISMATCH", "metadata.namespace".to_string(), message)],
+    )
+}
+
+/// Denials of the object as a whole (rule `object`); the mutating stage never denies, and
+/// leaves such an object untouched for validation to refuse.
+fn refuse(stage: Stage, found: impl IntoIterator<Item = (&'static str, String, String)>) -> Decision {
     let mut decision = Decision::default();
     if stage != Stage::Mutate {
-        let path = workload.spec_path();
-        let message = format!("{reason}: a {} needs a pod spec at `{path}`", workload.info.kind);
-        decision.violations.push(Violation {
-            code: "OBJECT_INVALID",
-            rule: "object",
-            path,
-            message,
-            action: Action::Deny,
-        });
+        decision.violations = found
+            .into_iter()
+            .map(|(code, path, message)| Violation {
+                code,
+                rule: "object",
+                path,
+                message,
+                action: Action::Deny,
+            })
+            .collect();
     }
     decision
 }
@@ -73,7 +99,8 @@ pub(super) fn finish(findings: Findings, subject: &Subject<'_>, stage: Stage) ->
                 decision
                     .warnings
                     .push(short(&format!("{}: {who} {}", fix.code, fix.summary)));
-                decision.patch.0.extend(fix.ops);
+                decision.patch.0.extend(fix.ops.iter().cloned());
+                decision.fixes.push(fix);
             }
         }
     }

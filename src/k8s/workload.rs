@@ -95,6 +95,18 @@ pub fn kind_info(api_version: &str, kind: &str) -> Option<&'static KindInfo> {
     KINDS.iter().find(|k| k.api_version == api_version && k.kind == kind)
 }
 
+/// Whether `object` names a covered kind (in any letter case) under another group or version
+/// than the one covered (`apps/v1beta1` Deployment, a `v2` Pod, kind `pod`): never evaluated as
+/// if it were the served kind.
+pub fn unserved_version(object: &Value) -> bool {
+    let (api_version, Some(kind)) = type_of(object) else {
+        return false;
+    };
+    KINDS
+        .iter()
+        .any(|k| k.kind.eq_ignore_ascii_case(kind) && (k.kind != kind || Some(k.api_version) != api_version))
+}
+
 /// Sees `object` as a workload; `None` when it is not one the policy covers.
 pub fn extract(object: &Value) -> Option<Workload<'_>> {
     let (Some(api_version), Some(kind)) = type_of(object) else {

@@ -3,7 +3,8 @@
 //!
 //! Applies to every pod, GPU or not. Paths are normalised first (`//`, `.`, `..`, trailing `/`),
 //! so `/dev/bus/usb/../../etc` is judged as `/dev/etc`; a parent such as `/dev` or `/` never
-//! matches. Codes: `HOSTPATH_NOT_ALLOWED`, `HOSTPATH_NAMESPACE_NOT_ALLOWED`,
+//! matches; a path holding a NUL or other control character is invalid, whatever it starts
+//! with. Codes: `HOSTPATH_NOT_ALLOWED`, `HOSTPATH_NAMESPACE_NOT_ALLOWED`,
 //! `HOSTPATH_IMAGE_NOT_ALLOWED`, `HOSTPATH_INVALID`.
 
 use serde_json::Value;
@@ -38,6 +39,14 @@ fn check(subject: &Subject<'_>, action: Action, out: &mut Findings) {
         };
         let field = subject.field(&format!("volumes[{i}].hostPath.path"));
         let raw = host_path.get("path").and_then(Value::as_str).unwrap_or("");
+        if raw.chars().any(char::is_control) {
+            let message = format!(
+                "hostPath path {:?} contains a NUL or other control character: no such path can be allowed",
+                raw
+            );
+            out.violation(action, NAME, "HOSTPATH_INVALID", field, message);
+            continue;
+        }
         let Some(path) = normalize(raw) else {
             let message = format!("hostPath path `{raw}` is not an absolute path");
             out.violation(action, NAME, "HOSTPATH_INVALID", field, message);

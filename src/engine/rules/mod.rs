@@ -49,7 +49,7 @@ pub const RULES: &[Rule] = &[
 ];
 
 /// Codes the engine reports itself, outside any rule.
-pub const ENGINE_CODES: &[&str] = &["OBJECT_INVALID"];
+pub const ENGINE_CODES: &[&str] = &["FIELD_INVALID", "NAMESPACE_MISMATCH", "OBJECT_INVALID"];
 
 /// Every code the engine can report: the rules' and its own, sorted and deduplicated.
 pub fn all_codes() -> Vec<&'static str> {

@@ -17,6 +17,7 @@ mod properties;
 mod sharing;
 mod slices;
 mod stages;
+mod strict;
 mod tolerations;
 mod visibility;
 
@@ -67,13 +68,18 @@ pub fn run(policy: &Effective, object: &Value, stage: Stage) -> Decision {
     run_op(policy, object, stage, Operation::Create)
 }
 
+/// Evaluates `object` in its own namespace (`default` when it names none), as `check` does.
 pub fn run_op(policy: &Effective, object: &Value, stage: Stage, operation: Operation) -> Decision {
+    let namespace = object
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("default");
     evaluate(
         policy,
         object,
         &Context {
             operation,
-            ..Context::create("default", stage)
+            ..Context::create(namespace, stage)
         },
     )
 }

@@ -70,18 +70,40 @@ fn exempt_namespaces_and_unknown_kinds_are_untouched() {
         );
     }
     let service = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {}});
-    let old = json!({"apiVersion": "extensions/v1beta1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {"template": {"spec": bad}}});
-    for obj in [service, old, json!({}), json!([1, 2]), json!("pod")] {
+    for obj in [service, json!({}), json!([1, 2]), json!("pod")] {
         let d = run(&p, &obj, Stage::Validate);
         assert!(
             d.skipped == Some(SkipReason::NotCovered) && d.outcome() == Outcome::Allowed,
             "{obj}"
         );
     }
+    // A covered kind under another group or version, or spelt otherwise: skipped with its own
+    // reason, never evaluated as the served kind.
+    let template = json!({"template": {"spec": bad}});
+    let unserved = [
+        ("extensions/v1beta1", "Deployment", template.clone()),
+        ("apps/v1beta1", "Deployment", template.clone()),
+        ("apps/v1beta2", "DaemonSet", template.clone()),
+        ("batch/v1beta1", "CronJob", template.clone()),
+        ("v2", "Pod", bad.clone()),
+        ("apps/v1", "Pod", bad.clone()),
+        ("v1", "pod", bad.clone()),
+        ("apps/v1", "deployment", template),
+    ];
+    for (api_version, kind, spec) in unserved {
+        let obj = json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": "x"}, "spec": spec});
+        for stage in [Stage::Mutate, Stage::Validate, Stage::Offline] {
+            let d = run(&p, &obj, stage);
+            assert!(
+                d.skipped == Some(SkipReason::UnservedVersion) && d.patch.0.is_empty() && d.violations.is_empty(),
+                "{api_version} {kind}: {d:?}"
+            );
+        }
+    }
 }
 
 #[test]
-fn namespace_comes_from_the_object_then_the_context() {
+fn namespace_comes_from_the_context() {
     let p = default_policy();
     let mut obj = pod("ai", json!({"containers": [gpu(json!(1))]}));
     obj["metadata"].as_object_mut().unwrap().remove("namespace");
