@@ -15,6 +15,7 @@ mod cli;
 mod cluster;
 pub mod decision;
 pub mod engine;
+mod generate;
 pub mod k8s;
 pub mod offline;
 pub mod policy;

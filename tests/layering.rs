@@ -1,6 +1,7 @@
 //! The layers of `src/` point one way: each module uses only the modules before it.
 //!
-//! decision → k8s, certs → policy → cluster → engine → admission, offline → server → cli.
+//! decision → k8s, certs → policy → cluster → engine → admission, offline, generate → server →
+//! cli.
 //! A module may use itself and any earlier layer, never a later one or a sibling of its own
 //! layer. Only the binary (`src/main.rs`) uses `cli`.
 
@@ -15,6 +16,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("policy", 2),
     ("cluster", 3),
     ("engine", 4),
+    ("generate", 5),
     ("admission", 5),
     ("offline", 5),
     ("server", 6),

@@ -18,6 +18,7 @@ use crate::policy::{Policy, PolicyError};
 mod certs;
 mod check;
 mod doctor;
+mod generate;
 mod policy_cmd;
 mod review;
 mod serve;
@@ -44,6 +45,8 @@ pub enum Command {
     Policy(policy_cmd::PolicyArgs),
     /// Per GPU node: the device-plugin config it resolves to, and what is inconsistent.
     Doctor(doctor::DoctorArgs),
+    /// Write Kubernetes objects generated from the policy (webhook configurations).
+    Generate(generate::GenerateArgs),
 }
 
 /// How a command ended, when it ran to its end.
@@ -98,6 +101,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Certs(args) => certs::run(args),
         Command::Policy(args) => policy_cmd::run(args),
         Command::Doctor(args) => doctor::run(args),
+        Command::Generate(args) => generate::run(args),
     };
     match result {
         Ok(Done::Clean) => ExitCode::SUCCESS,
