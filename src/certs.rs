@@ -111,7 +111,24 @@ impl DevCa {
         params.distinguished_name = DistinguishedName::new();
         params.distinguished_name.push(DnType::CommonName, hosts[0].as_str());
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        self.issue(params, valid_days)
+        self.issue(params, validity(valid_days))
+    }
+
+    /// A serving certificate for `hosts` valid from `not_before_unix` to `not_after_unix` (Unix
+    /// seconds), for tests of pairs outside their validity window.
+    pub fn issue_server_window(
+        &self,
+        hosts: &[String],
+        not_before_unix: i64,
+        not_after_unix: i64,
+    ) -> Result<Issued, CertError> {
+        let at = |t: i64| {
+            OffsetDateTime::from_unix_timestamp(t).map_err(|e| CertError::Invalid(format!("validity {t}: {e}")))
+        };
+        let window = (at(not_before_unix)?, at(not_after_unix)?);
+        let mut params = CertificateParams::new(hosts.to_vec())?;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        self.issue(params, window)
     }
 
     /// A client certificate (for mTLS) with common name `name`.
@@ -120,11 +137,14 @@ impl DevCa {
         params.distinguished_name = DistinguishedName::new();
         params.distinguished_name.push(DnType::CommonName, name);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        self.issue(params, valid_days)
+        self.issue(params, validity(valid_days))
     }
 
-    fn issue(&self, mut params: CertificateParams, valid_days: u32) -> Result<Issued, CertError> {
-        let (nb, na) = validity(valid_days);
+    fn issue(
+        &self,
+        mut params: CertificateParams,
+        (nb, na): (OffsetDateTime, OffsetDateTime),
+    ) -> Result<Issued, CertError> {
         params.not_before = nb;
         params.not_after = na;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];

@@ -62,7 +62,6 @@ pub async fn accept_loop(
     kind: Kind,
     listener: TcpListener,
     router: Router,
-    tls: Option<TlsAcceptor>,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
     grace: Duration,
@@ -74,7 +73,12 @@ pub async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    let task = serve(kind, stream, peer, router.clone(), tls.clone(), http.clone(),
+                    // The webhook's TLS configuration as it is now (the client CA may have changed).
+                    let tls = match kind {
+                        Kind::Webhook => Some(TlsAcceptor::from(shared.tls.load_full())),
+                        Kind::Admin => None,
+                    };
+                    let task = serve(kind, stream, peer, router.clone(), tls, http.clone(),
                                      shared.clone(), graceful.watcher());
                     tokio::spawn(task);
                 }

@@ -16,14 +16,13 @@ use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tokio_rustls::TlsAcceptor;
 
 use crate::cluster::watch::{ClusterWatch, now_unix_ms};
 use crate::engine::Effective;
@@ -119,6 +118,10 @@ pub struct Shared {
     pub cluster: OnceLock<ClusterWatch>,
     pub started_unix_ms: u64,
     pub certs: Arc<tls::CertResolver>,
+    /// Why the last serving pair was refused (cleared when one is taken): `/readyz` names it.
+    pub cert_error: Mutex<Option<String>>,
+    /// The webhook's TLS configuration, rebuilt when the client CA changes.
+    pub tls: ArcSwap<rustls::ServerConfig>,
     pub metrics: Metrics,
     pub shutting_down: AtomicBool,
 }
@@ -128,7 +131,13 @@ impl Shared {
     pub fn not_ready_reasons(&self) -> Vec<Cow<'static, str>> {
         let mut missing: Vec<Cow<'static, str>> = Vec::new();
         if !self.certs.is_loaded() {
-            missing.push("serving certificate not loaded".into());
+            let why = self.cert_error.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            missing.push(match why {
+                Some(error) => format!("serving certificate not loaded: {error}").into(),
+                None => "serving certificate not loaded".into(),
+            });
+        } else if let Some(not_after) = self.certs.not_after().filter(|na| unix_now() >= *na) {
+            missing.push(format!("serving certificate expired (notAfter {not_after}): waiting for a new pair").into());
         }
         if self.policy.load().is_none() {
             missing.push("policy not loaded".into());
@@ -161,6 +170,11 @@ impl Shared {
         let facts = self.cluster.get().map(|watch| Arc::new(watch.facts(base.spec())));
         self.policy.store(Some(Arc::new(Effective::from_parts(base, facts))));
     }
+}
+
+/// Now, in Unix seconds.
+pub(crate) fn unix_now() -> i64 {
+    i64::try_from(now_unix_ms() / 1000).unwrap_or(i64::MAX)
 }
 
 // === RunningServer ===
@@ -252,7 +266,7 @@ pub(crate) async fn kube_client(source: &ClusterSource) -> Result<kube::Client, 
 /// Must be called inside a tokio runtime.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let certs = Arc::new(tls::CertResolver::default());
-    let tls_config = tls::server_config(certs.clone(), config.client_ca.as_deref())?;
+    let (tls_config, client_ca_pem) = tls::initial_config(certs.clone(), config.client_ca.as_deref())?;
     let bind = |addr: SocketAddr| async move {
         TcpListener::bind(addr)
             .await
@@ -276,10 +290,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         cluster: OnceLock::new(),
         started_unix_ms: now_unix_ms(),
         certs,
+        cert_error: Mutex::new(None),
+        tls: ArcSwap::from_pointee(tls_config),
         metrics: Metrics::new(),
         shutting_down: AtomicBool::new(false),
     });
-    let mut reloader = reload::Reloader::new(shared.clone());
+    let mut reloader = reload::Reloader::new(shared.clone(), client_ca_pem);
     reloader.check_all();
 
     let shutdown = ShutdownHandle::new();
@@ -314,7 +330,6 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         conn::Kind::Webhook,
         listener,
         routes::router(shared.clone()),
-        Some(TlsAcceptor::from(Arc::new(tls_config))),
         shared.clone(),
         shutdown.subscribe(),
         cfg.shutdown_grace,
@@ -323,7 +338,6 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         conn::Kind::Admin,
         admin_listener,
         admin::router(shared.clone()),
-        None,
         shared.clone(),
         admin_shutdown.subscribe(),
         Duration::from_secs(1),

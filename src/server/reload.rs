@@ -4,9 +4,11 @@
 //! volumes change by swapping a `..data` symlink, which is an event in the directory, not on the
 //! file. The files are also polled as a fallback (a watch can be lost, e.g. when the directory
 //! itself is replaced). Either way, a target is reloaded only when the bytes of its files changed
-//! since the last attempt; a new certificate pair is taken only if it parses and the key matches
-//! the certificate, a new policy only if it validates. Otherwise the old one stays, and the error
-//! is logged and counted (`gpu_admission_reloads_total{result="failure"}`) once per new content.
+//! since the last attempt; a new certificate pair is taken only if it parses, the key matches the
+//! certificate and the leaf is within its validity window; a new client CA only if it parses; a
+//! new policy only if it validates. Otherwise the old one stays, and the error is logged and
+//! counted (`gpu_admission_reloads_total{result="failure"}`) once per new content. A pair refused
+//! as not valid yet is tried again once its notBefore has passed.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -27,20 +29,26 @@ type Seen = Option<Vec<Result<Vec<u8>, String>>>;
 
 // === Reloader ===
 
-/// Checks the certificate and policy files and swaps in what changed.
+/// Checks the certificate, client CA and policy files and swaps in what changed.
 pub struct Reloader {
     shared: Arc<Shared>,
     cert_seen: Seen,
+    /// The notBefore of a pair refused as not valid yet: the same bytes are tried again then.
+    cert_retry_at: Option<i64>,
+    client_ca_seen: Seen,
     policy_seen: Seen,
 }
 
 // === impl Reloader ===
 
 impl Reloader {
-    pub fn new(shared: Arc<Shared>) -> Self {
+    /// `client_ca_pem`: the client CA as read at start-up (already in use).
+    pub fn new(shared: Arc<Shared>, client_ca_pem: Option<Vec<u8>>) -> Self {
         Self {
             shared,
             cert_seen: None,
+            cert_retry_at: None,
+            client_ca_seen: client_ca_pem.map(|pem| vec![Ok(pem)]),
             policy_seen: None,
         }
     }
@@ -48,42 +56,88 @@ impl Reloader {
     /// Checks every target once (the initial load, then on each event or poll).
     pub fn check_all(&mut self) {
         self.check_cert();
+        self.check_client_ca();
         self.check_policy();
     }
 
     fn check_cert(&mut self) {
         let cfg = &self.shared.config;
         let files = read_all(&[cfg.tls_cert.as_path(), cfg.tls_key.as_path()]);
-        if self.cert_seen.as_ref() == Some(&files) {
+        let now = super::unix_now();
+        let retry = self.cert_retry_at.is_some_and(|t| now >= t);
+        if self.cert_seen.as_ref() == Some(&files) && !retry {
             return;
         }
+        self.cert_retry_at = None;
         let result = match (&files[0], &files[1]) {
-            (Ok(cert), Ok(key)) => tls::pair_from_pem(cert, key).map_err(|e| e.to_string()),
-            (Err(e), _) | (_, Err(e)) => Err(e.clone()),
+            (Ok(cert), Ok(key)) => tls::pair_from_pem(cert, key).and_then(|pair| match pair.check_window(now) {
+                Ok(()) => Ok(pair),
+                Err(e) => {
+                    if let tls::TlsError::NotYetValid { not_before, .. } = e {
+                        self.cert_retry_at = Some(not_before);
+                    }
+                    Err(e)
+                }
+            }),
+            (Err(e), _) | (_, Err(e)) => Err(tls::TlsError::Read(e.clone())),
         };
         self.cert_seen = Some(files);
         let metrics = &self.shared.metrics;
         match result {
             Ok(pair) => {
                 let first = !self.shared.certs.is_loaded();
-                self.shared.certs.set(pair.key);
-                if let Some(na) = pair.not_after {
+                let not_after = pair.not_after;
+                self.shared.certs.set(pair);
+                *self.shared.cert_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                if let Some(na) = not_after {
                     metrics.cert_not_after.set(na);
                 }
                 metrics.reload("certificate", true);
                 tracing::info!(
                     target: "gpu_admission::reload",
-                    cert = %cfg.tls_cert.display(), not_after = pair.not_after.unwrap_or_default(),
+                    cert = %cfg.tls_cert.display(), not_after = not_after.unwrap_or_default(),
                     "{}", if first { "serving certificate loaded" } else { "serving certificate reloaded" }
                 );
             }
             Err(error) => {
                 metrics.reload("certificate", false);
+                *self.shared.cert_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(error.to_string());
                 tracing::error!(
                     target: "gpu_admission::reload",
                     cert = %cfg.tls_cert.display(), key = %cfg.tls_key.display(), %error,
                     kept_previous = self.shared.certs.is_loaded(),
                     "serving certificate not (re)loaded"
+                );
+            }
+        }
+    }
+
+    /// `--client-ca`: a changed CA file that parses becomes the verifier of new handshakes.
+    fn check_client_ca(&mut self) {
+        let Some(path) = self.shared.config.client_ca.clone() else {
+            return;
+        };
+        let files = read_all(&[path.as_path()]);
+        if self.client_ca_seen.as_ref() == Some(&files) {
+            return;
+        }
+        let result = match &files[0] {
+            Ok(pem) => tls::client_verifier(&path, pem)
+                .and_then(|verifier| tls::server_config(self.shared.certs.clone(), Some(verifier))),
+            Err(e) => Err(tls::TlsError::Read(e.clone())),
+        };
+        self.client_ca_seen = Some(files);
+        match result {
+            Ok(config) => {
+                self.shared.tls.store(Arc::new(config));
+                self.shared.metrics.reload("client_ca", true);
+                tracing::info!(target: "gpu_admission::reload", client_ca = %path.display(), "client CA reloaded");
+            }
+            Err(error) => {
+                self.shared.metrics.reload("client_ca", false);
+                tracing::error!(
+                    target: "gpu_admission::reload", client_ca = %path.display(), %error, kept_previous = true,
+                    "client CA not reloaded"
                 );
             }
         }
@@ -133,6 +187,7 @@ impl Reloader {
         let files = [
             Some(&cfg.tls_cert),
             Some(&cfg.tls_key),
+            cfg.client_ca.as_ref(),
             cfg.policy.as_ref(),
             cfg.time_slicing.as_ref(),
         ];
