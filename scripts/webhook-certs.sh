@@ -11,7 +11,7 @@
 #                                     certificate's serial (hex, as openssl prints it) as the LAST line
 #
 # The certificate is for gpu-admission.gpu-admission.svc (and .cluster.local), ECDSA P-256, like
-# deploy/base/certificates.yaml. Keys stay in $WEBHOOK_PKI_DIR
+# deploy/components/cert-manager/certificates.yaml. Keys stay in $WEBHOOK_PKI_DIR
 # (default ${GA_CLUSTER_DIR:-/tmp/gpu-admission-cluster}/webhook-pki). Uses $KUBECTL (default
 # kubectl) with $KUBECONFIG.
 set -euo pipefail

@@ -36,9 +36,10 @@ use std::process::Command;
 // === scenarios ===
 
 /// `/readyz` answers 503 until every watch cache has listed once: here the ServiceAccount is not
-/// bound yet (403 on every list, counted as watch errors); once it is bound to deploy/'s
-/// ClusterRole, the caches sync, `/readyz` answers 200 and the synced gauges say 1. Also shows
-/// that the ClusterRole (get, list, watch) is enough.
+/// bound yet (403 on every list, counted as watch errors); bound to deploy/'s ClusterRole, all
+/// but the ConfigMap cache sync (that one is the device-plugin Role's); bound to that Role too,
+/// the caches sync, `/readyz` answers 200 and the synced gauges say 1. Also shows that deploy/'s
+/// RBAC (get, list, watch; the ConfigMap by name) is enough.
 #[test]
 fn readyz_waits_for_the_first_sync_of_every_cache() {
     let cp = harness::shared();
@@ -76,7 +77,8 @@ fn readyz_waits_for_the_first_sync_of_every_cache() {
     assert_eq!(five.codes, code_set(&["SLICES_CONTAINER_EXCEEDED"]), "{five:?}");
     assert!(!verdict_of(&w.review("/validate", &slices_pod("team-a", 4))).denied);
 
-    // Bound to deploy/base's ClusterRole: the caches sync (after the watch's retry backoff).
+    // Bound to deploy/base's ClusterRole alone: every cache but the ConfigMap's syncs (that
+    // one is read through the device-plugin Role only).
     cp.kubectl(
         &[
             "create",
@@ -88,6 +90,17 @@ fn readyz_waits_for_the_first_sync_of_every_cache() {
         None,
     )
     .assert_success();
+    eventually(
+        "/readyz naming only the ConfigMap cache",
+        WAIT_BACKOFF,
+        &w,
+        || match w.admin_get("/readyz") {
+            Ok((503, body)) if body.contains("cluster caches not synced: configmaps\n") => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    );
+    // And to the Role as deploy/ binds it: the caches sync (after the watch's retry backoff).
+    bind_like_deploy(sa);
     w.wait_ready();
     for resource in ["nodes", "configmaps", "priorityclasses", "namespaces"] {
         assert_eq!(
@@ -97,25 +110,57 @@ fn readyz_waits_for_the_first_sync_of_every_cache() {
             w.metrics()
         );
     }
-    cp.kubectl(&["delete", "clusterrolebinding", sa], None).assert_success();
+    unbind_like_deploy(sa);
 }
 
-/// deploy/base/rbac.yaml gives the webhook's ServiceAccount get, list and watch on the four
-/// resources it caches, and nothing else (it never writes, and reads no Secrets).
+/// deploy/base's RBAC gives the webhook's ServiceAccount get, list and watch on the resources
+/// it caches, and nothing else (it never writes, and reads no Secrets): of ConfigMaps, only the
+/// device plugin's, by name in its namespace, which the watch lists with a name field selector.
 #[test]
 fn rbac_is_read_only_on_the_cached_resources() {
     let cp = harness::shared();
     ensure_rbac();
     let who = format!("--as=system:serviceaccount:{SA_NAMESPACE}:gpu-admission");
-    let can = |verb: &str, resource: &str| {
-        let out = cp.kubectl(&["auth", "can-i", verb, resource, "--all-namespaces", &who], None);
+    let can_in = |verb: &str, resource: &str, ns: &str| {
+        let scope = match ns {
+            "*" => "--all-namespaces".to_string(),
+            ns => format!("--namespace={ns}"),
+        };
+        let out = cp.kubectl(&["auth", "can-i", verb, resource, &scope, &who], None);
         match out.stdout.trim() {
             "yes" => true,
             "no" => false,
-            _ => panic!("kubectl auth can-i {verb} {resource}: {out:?}"),
+            _ => panic!("kubectl auth can-i {verb} {resource} {scope}: {out:?}"),
         }
     };
-    for resource in ["nodes", "configmaps", "namespaces", "priorityclasses.scheduling.k8s.io"] {
+    let can = |verb: &str, resource: &str| can_in(verb, resource, "*");
+    let config = "configmaps/time-slicing-config";
+    for verb in ["get", "list", "watch"] {
+        assert!(can_in(verb, config, "gpu-operator"), "cannot {verb} {config}");
+        assert!(
+            !can_in(verb, "configmaps", "gpu-operator"),
+            "may {verb} every ConfigMap in gpu-operator"
+        );
+        assert!(
+            !can_in(verb, "configmaps/other", "gpu-operator"),
+            "may {verb} another ConfigMap"
+        );
+        assert!(!can_in(verb, config, "default"), "may {verb} {config} in default");
+        assert!(!can(verb, "configmaps"), "may {verb} ConfigMaps cluster-wide");
+    }
+    for verb in ["create", "update", "patch", "delete"] {
+        assert!(!can_in(verb, config, "gpu-operator"), "may {verb} {config}");
+    }
+    // What the watch sends (src/cluster/watch.rs): a list by name field selector passes the
+    // resourceNames rule; a plain list does not.
+    let list = |extra: &[&str]| {
+        let mut args = vec!["get", "configmaps", "-n", "gpu-operator", "-o", "name", &who];
+        args.extend_from_slice(extra);
+        cp.kubectl(&args, None)
+    };
+    list(&["--field-selector=metadata.name=time-slicing-config"]).assert_success();
+    list(&[]).assert_fails_saying(&["Forbidden", "cannot list resource \"configmaps\""]);
+    for resource in ["nodes", "namespaces", "priorityclasses.scheduling.k8s.io"] {
         for verb in ["get", "list", "watch"] {
             assert!(can(verb, resource), "cannot {verb} {resource}");
         }

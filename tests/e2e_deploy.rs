@@ -61,6 +61,8 @@ fn base_renders_every_component() {
         "ServiceAccount/gpu-admission",
         "ClusterRole/gpu-admission",
         "ClusterRoleBinding/gpu-admission",
+        "Role/gpu-admission-device-plugin-config",
+        "RoleBinding/gpu-admission-device-plugin-config",
         "Deployment/gpu-admission",
         "Service/gpu-admission",
         "PodDisruptionBudget/gpu-admission",
@@ -95,7 +97,9 @@ fn base_renders_every_component() {
             "MutatingWebhookConfiguration",
             "ValidatingWebhookConfiguration",
         ];
-        if !cluster_scoped.contains(&kind) {
+        if ["Role", "RoleBinding"].contains(&kind) {
+            assert_eq!(d["metadata"]["namespace"], "gpu-operator", "{kind}");
+        } else if !cluster_scoped.contains(&kind) {
             assert_eq!(d["metadata"]["namespace"], "gpu-admission", "{kind}");
         }
     }
@@ -131,7 +135,6 @@ fn base_renders_every_component() {
     assert_eq!(
         resources,
         [
-            "configmaps",
             "namespaces",
             "nodes",
             "priorityclasses",
@@ -140,6 +143,26 @@ fn base_renders_every_component() {
         ]
         .map(String::from)
         .into()
+    );
+    // ConfigMaps: only the policy's device-plugin ConfigMap, in its namespace, by name.
+    let role = one(&docs, "Role", "gpu-admission-device-plugin-config");
+    assert!(
+        policy.contains(&format!(
+            "devicePluginConfig: {{namespace: {}, name: {}}}",
+            role["metadata"]["namespace"].as_str().unwrap(),
+            role["rules"][0]["resourceNames"][0].as_str().unwrap()
+        )),
+        "the Role does not name the policy's cluster.devicePluginConfig: {role}"
+    );
+    assert_eq!(
+        role["rules"],
+        json!([{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["time-slicing-config"], "verbs": ["get", "list", "watch"]}])
+    );
+    let binding = one(&docs, "RoleBinding", "gpu-admission-device-plugin-config");
+    assert_eq!(binding["roleRef"]["name"], "gpu-admission-device-plugin-config");
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "gpu-admission", "namespace": "gpu-admission"}])
     );
 }
 
@@ -158,6 +181,12 @@ fn deployment_is_spread_probed_limited_and_restricted() {
     assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
 
     let c = &pod["containers"][0];
+    // The image deploy/ names once (`images:`), at the version a release of this crate pushes.
+    assert_eq!(
+        c["image"],
+        format!("ghcr.io/gpu-admission/gpu-admission:{}", env!("CARGO_PKG_VERSION"))
+    );
+    assert_eq!(spec["minReadySeconds"], 5);
     let sc = &c["securityContext"];
     assert_eq!(sc["readOnlyRootFilesystem"], true);
     assert_eq!(sc["allowPrivilegeEscalation"], false);
@@ -360,6 +389,7 @@ fn rendered_base_is_accepted_by_the_api_server() {
     // against `restricted`).
     let ns = one(&docs, "Namespace", "gpu-admission");
     kubectl(&["apply", "--server-side", "-f", "-"], Some(&ns.to_string())).assert_success();
+    webhook::ensure_namespaces(&["gpu-operator"]);
 
     // The API server discovers the CRDs' resources a moment after they are established.
     let out = Wait::new("the API server discovers cert-manager's kinds", WAIT).until(|| {
@@ -388,7 +418,9 @@ fn rendered_base_is_accepted_by_the_api_server() {
         &[
             "namespace/gpu-admission serverside-applied (server dry run)",
             "serviceaccount/gpu-admission serverside-applied (server dry run)",
+            "role.rbac.authorization.k8s.io/gpu-admission-device-plugin-config serverside-applied (server dry run)",
             "clusterrole.rbac.authorization.k8s.io/gpu-admission serverside-applied (server dry run)",
+            "rolebinding.rbac.authorization.k8s.io/gpu-admission-device-plugin-config serverside-applied (server dry run)",
             "clusterrolebinding.rbac.authorization.k8s.io/gpu-admission serverside-applied (server dry run)",
             &format!("configmap/{cm} serverside-applied (server dry run)"),
             "service/gpu-admission serverside-applied (server dry run)",

@@ -51,12 +51,13 @@ pub fn env() -> &'static Webhook {
     static ENV: OnceLock<Webhook> = OnceLock::new();
     ENV.get_or_init(|| {
         ensure_rbac();
-        // The seed's PriorityClasses (deploy/webhooks), as a cluster has them before the webhook.
+        // The seed's PriorityClasses (deploy/components/priorityclasses), as a cluster has them
+        // before the webhook.
         kubectl(
             &[
                 "apply",
                 "-f",
-                s(&webhook::repo().join("deploy/webhooks/priorityclasses.yaml")),
+                s(&webhook::repo().join("deploy/components/priorityclasses/priorityclasses.yaml")),
             ],
             None,
         )
@@ -85,11 +86,47 @@ pub fn service_account_options(sa: &str, policy: &Path) -> WebhookOptions {
 }
 
 /// The ServiceAccount, ClusterRole and ClusterRoleBinding of deploy/base/rbac.yaml, in the
-/// webhook's namespace (as kustomize renders them), and the scenarios' namespaces.
+/// webhook's namespace (as kustomize renders them), the device-plugin ConfigMap's Role and
+/// RoleBinding of deploy/base/rbac-device-plugin.yaml (in gpu-operator), and the scenarios'
+/// namespaces.
 pub fn ensure_rbac() {
     webhook::ensure_namespaces(NAMESPACES);
     let rbac = webhook::repo().join("deploy/base/rbac.yaml");
     kubectl(&["apply", "-n", SA_NAMESPACE, "-f", s(&rbac)], None).assert_success();
+    let device_plugin = webhook::repo().join("deploy/base/rbac-device-plugin.yaml");
+    kubectl(&["apply", "-f", s(&device_plugin)], None).assert_success();
+}
+
+/// Binds ServiceAccount `gpu-admission/<sa>` as deploy/ binds the webhook's: the ClusterRole
+/// and the device-plugin ConfigMap's Role (idempotent).
+pub fn bind_like_deploy(sa: &str) {
+    let subject = format!("--serviceaccount={SA_NAMESPACE}:{sa}");
+    for (kind, role, ns) in [
+        ("clusterrolebinding", "--clusterrole=gpu-admission", None),
+        (
+            "rolebinding",
+            "--role=gpu-admission-device-plugin-config",
+            Some("gpu-operator"),
+        ),
+    ] {
+        let mut args = vec!["create", kind, sa, role, &subject, "--dry-run=client", "-o", "json"];
+        if let Some(ns) = ns {
+            args.extend(["-n", ns]);
+        }
+        let doc = kubectl(&args, None);
+        doc.assert_success();
+        kubectl(&["apply", "-f", "-"], Some(&doc.stdout)).assert_success();
+    }
+}
+
+/// Removes what [`bind_like_deploy`] made (idempotent).
+pub fn unbind_like_deploy(sa: &str) {
+    kubectl(&["delete", "clusterrolebinding", sa, "--ignore-not-found"], None).assert_success();
+    kubectl(
+        &["delete", "rolebinding", sa, "-n", "gpu-operator", "--ignore-not-found"],
+        None,
+    )
+    .assert_success();
 }
 
 /// The default policy with `cluster.defaultConfig: any` (the GPU Operator's

@@ -816,7 +816,7 @@ fn run(args: &Args) -> Result<bool, String> {
         .into_iter()
         .filter(|&s| s != Setup::Floor || floor.is_some())
         .collect();
-    // The PriorityClasses of deploy/webhooks, for every set-up (the Priority plugin resolves
+    // The PriorityClasses of deploy/components/priorityclasses, for every set-up (the Priority plugin resolves
     // the pod's class in all three), and one class that the rules do not allow.
     let mut classes: Vec<Value> = configs.gpu_admission["items"]
         .as_array()
