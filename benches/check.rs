@@ -28,10 +28,7 @@ fn main() {
 }
 
 fn source(text: &str) -> SourceFile {
-    SourceFile {
-        file: "bench.yaml".into(),
-        documents: manifests::parse_documents(text).expect("generated YAML parses"),
-    }
+    SourceFile::parse("bench.yaml", text.to_string()).expect("generated YAML parses")
 }
 
 #[divan::bench(sample_count = 10, sample_size = 1)]
@@ -56,7 +53,7 @@ fn yaml_to_reports(bencher: Bencher) {
     let text = support::manifests_yaml(OBJECTS);
     bencher.counter(ItemsCount::new(OBJECTS)).bench(|| {
         let source = source(black_box(&text));
-        let objects = manifests::objects(&source).expect("objects");
+        let objects = manifests::objects(&source).expect("objects").refs;
         objects
             .into_iter()
             .filter_map(|at| evaluate_object(&policy, &source.file, at, "default"))

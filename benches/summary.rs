@@ -189,10 +189,7 @@ fn main() {
 
     const OBJECTS: usize = 10_000;
     let text = support::manifests_yaml(OBJECTS);
-    let source = |text: &str| SourceFile {
-        file: "bench.yaml".into(),
-        documents: manifests::parse_documents(text).expect("generated YAML parses"),
-    };
+    let source = |text: &str| SourceFile::parse("bench.yaml", text.to_string()).expect("generated YAML parses");
     let objects = manifests::manifests(&source(&text)).expect("objects");
     let engine = measure(
         || (),
@@ -208,7 +205,7 @@ fn main() {
         || (),
         |()| {
             let source = source(&text);
-            let objects = manifests::objects(&source).expect("objects");
+            let objects = manifests::objects(&source).expect("objects").refs;
             objects
                 .into_iter()
                 .filter_map(|at| evaluate_object(&policy, &source.file, at, "default"))

@@ -20,8 +20,12 @@ fn run(args: &[&str], stdin: Option<&str>) -> Output {
 }
 
 fn json_reports(out: &Output) -> Vec<Value> {
-    serde_json::from_slice::<Vec<Value>>(&out.stdout)
-        .unwrap_or_else(|e| panic!("stdout is a JSON array ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    let doc = serde_json::from_slice::<Value>(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+    doc["results"]
+        .as_array()
+        .unwrap_or_else(|| panic!("`results` is an array: {doc:#}"))
+        .clone()
 }
 
 /// `(file, decision)` rows of the corpus README's table.
@@ -140,7 +144,7 @@ fn corpus_details_hold() {
     let stdout = String::from_utf8_lossy(&text.stdout);
     assert!(
         stdout.contains(
-            "19 objects checked: 7 allowed, 9 mutated, 3 denied; 7 skipped (not workloads); 20 files; 0 errors"
+            "19 objects checked: 7 allowed, 9 mutated, 3 denied; skipped: 0 not Kubernetes objects, 7 not workloads, 0 by --skip-kind; 20 files (0 ignored, 0 symlink loops, 0 duplicates); 0 errors"
         ),
         "{stdout}"
     );
@@ -209,32 +213,37 @@ fn lists_stdin_and_namespaces() {
 fn broken_input_exits_2_naming_file_and_document() {
     let dir = tempfile::tempdir().unwrap();
     let good = "apiVersion: v1\nkind: Pod\nmetadata: {name: ok}\nspec: {containers: [{name: c, image: i}]}\n";
-    let cases: &[(&str, String, &str)] = &[
+    // (file, text, flag, error): documents that are not Kubernetes objects are errors under --strict.
+    let cases: &[(&str, String, &str, &str)] = &[
         (
             "bad.yaml",
             format!("{good}---\nkind: Pod\nmetadata: [unclosed\n"),
-            "bad.yaml: document 1: not valid YAML",
+            "--namespace=default",
+            "bad.yaml:8: document 1: not valid YAML",
         ),
         (
             "nokind.yaml",
             format!("{good}---\napiVersion: v1\nmetadata: {{name: x}}\n"),
-            "nokind.yaml: document 1: `kind` is missing",
+            "--strict",
+            "nokind.yaml: document 1: not a Kubernetes object: `kind` is missing",
         ),
         (
             "scalar.yaml",
             "just a string\n".to_string(),
-            "scalar.yaml: document 0: expected a Kubernetes object, found a string",
+            "--strict",
+            "scalar.yaml: document 0: not a Kubernetes object: the document is a string",
         ),
         (
             "list.json",
             r#"{"apiVersion": "v1", "kind": "List", "items": [3]}"#.to_string(),
+            "--namespace=default",
             "list.json: document 0: items[0]: expected a Kubernetes object",
         ),
     ];
-    for (name, text, want) in cases {
+    for (name, text, flag, want) in cases {
         let path = dir.path().join(name);
         std::fs::write(&path, text).unwrap();
-        let out = run(&["check", path.to_str().unwrap()], None);
+        let out = run(&["check", flag, path.to_str().unwrap()], None);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
         assert!(stderr.contains(want), "{name}: {stderr}");

@@ -5,12 +5,14 @@
 use std::path::Path;
 
 use super::ClusterFacts;
+use crate::k8s::discover::discover;
 use crate::k8s::manifests::{self, InputError};
 use crate::policy::PolicySpec;
 
 /// Reads every manifest under `dir` (recursively; `kind: List` expanded) into cluster facts.
 pub fn load(spec: &PolicySpec, dir: &Path) -> Result<ClusterFacts, Vec<InputError>> {
-    let (files, mut errors) = manifests::expand_paths(&[dir.to_path_buf()]);
+    let found = discover(&[dir.to_path_buf()], &[]);
+    let (files, mut errors) = (found.files, found.errors);
     let mut objects = Vec::new();
     for file in files {
         match manifests::read_file(&file).and_then(|source| manifests::manifests(&source)) {
@@ -19,11 +21,7 @@ pub fn load(spec: &PolicySpec, dir: &Path) -> Result<ClusterFacts, Vec<InputErro
         }
     }
     if !dir.is_dir() {
-        errors.push(InputError {
-            file: dir.display().to_string(),
-            document: None,
-            message: "not a directory".into(),
-        });
+        errors.push(InputError::new(dir.display().to_string(), None, "not a directory"));
     }
     if !errors.is_empty() {
         return Err(errors);

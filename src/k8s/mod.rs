@@ -5,13 +5,14 @@
 //! manifests and JSON type names.
 
 pub(crate) mod device_plugin;
+pub mod discover;
 pub(crate) mod host_path;
 pub mod manifests;
 pub(crate) mod quantity;
 pub(crate) mod scheduling;
 pub(crate) mod workload;
-pub(crate) mod yaml_pos;
 pub(crate) mod yaml_edit;
+pub(crate) mod yaml_pos;
 
 use serde_json::Value;
 

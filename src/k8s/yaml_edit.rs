@@ -206,7 +206,10 @@ mod tests {
             text,
             &[
                 add("/spec/priorityClassName", json!("medium-priority")),
-                add("/spec/tolerations/-", json!({"key": "nvidia.com/gpu", "operator": "Exists"})),
+                add(
+                    "/spec/tolerations/-",
+                    json!({"key": "nvidia.com/gpu", "operator": "Exists"}),
+                ),
                 add("/spec/nodeSelector", json!({"node-type": "gpu-worker"})),
             ],
         )
@@ -220,7 +223,11 @@ mod tests {
     #[test]
     fn a_key_goes_into_a_list_item_mapping_at_its_indentation() {
         let text = "containers:\n- name: c\n  image: x\n- name: d\n";
-        let out = edit(text, &[add("/containers/0/env", json!([{"name": "V", "value": "void"}]))]).unwrap();
+        let out = edit(
+            text,
+            &[add("/containers/0/env", json!([{"name": "V", "value": "void"}]))],
+        )
+        .unwrap();
         assert_eq!(
             out,
             "containers:\n- name: c\n  image: x\n  env:\n    - name: V\n      value: void\n- name: d\n"
@@ -230,7 +237,10 @@ mod tests {
     #[test]
     fn a_file_without_a_final_newline_gets_one_before_the_added_line() {
         assert_eq!(edit("a: 1", &[add("/b", json!(2))]).unwrap(), "a: 1\nb: 2\n");
-        assert_eq!(edit("a: 1", &[add("/b", json!(2)), add("/c", json!(3))]).unwrap(), "a: 1\nb: 2\nc: 3\n");
+        assert_eq!(
+            edit("a: 1", &[add("/b", json!(2)), add("/c", json!(3))]).unwrap(),
+            "a: 1\nb: 2\nc: 3\n"
+        );
     }
 
     #[test]

@@ -25,7 +25,8 @@ pub struct Node {
     pub kind: NodeKind,
     /// Where the node starts: its first token (a flow collection: its `{` or `[`).
     pub start: Pos,
-    /// Where the next token after a map or sequence starts (for a scalar: its start).
+    /// Where the next token after a map or sequence starts (for a scalar: its start). Offsets
+    /// are bytes in the text given to [`index`].
     pub end: Pos,
     /// `{…}` or `[…]`.
     pub flow: bool,
@@ -65,12 +66,88 @@ pub struct DocIndex {
 
 /// Indexes every document of `text`. With `full`, every node is recorded by pointer; without,
 /// only the document and `items` lines (cheap enough for every file `check` reads).
+///
+/// libyaml (behind `serde_yaml_ng`, which reads the values) accepts flow continuation lines
+/// indented no deeper than their block (`args: [` … `]` at the key's column, as real manifests
+/// have it); yaml-rust2 refuses them. Such a line is indented further in a copy of the text,
+/// and every offset is mapped back, so the index still describes the original text.
 pub fn index(text: &str, full: bool) -> Result<Vec<DocIndex>, String> {
+    let mut copy = std::borrow::Cow::Borrowed(text);
+    // (offset in the copy where spaces were added, how many), in increasing offsets.
+    let mut padded: Vec<(usize, usize)> = Vec::new();
+    for _ in 0..64 {
+        match index_once(&copy, full) {
+            Ok(mut docs) => {
+                if !copy.is_ascii() {
+                    bytes_from_chars(&copy, &mut docs);
+                }
+                if !padded.is_empty() {
+                    unpad(&mut docs, &padded);
+                }
+                return Ok(docs);
+            }
+            Err(e) if e.info() == "invalid indentation" || e.info() == "invalid indentation in flow construct" => {
+                let line = e.marker().line();
+                let line_start = line_offset(&copy, line).ok_or_else(|| e.to_string())?;
+                let owned = copy.to_mut();
+                owned.insert_str(line_start, "  ");
+                let before = padded.iter().filter(|(at, _)| *at <= line_start).count();
+                padded.insert(before, (line_start, 2));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Err("too many lines indented less than their flow collection".into())
+}
+
+/// Byte offset of the start of 1-based `line`.
+fn line_offset(text: &str, line: usize) -> Option<usize> {
+    if line <= 1 {
+        return Some(0);
+    }
+    text.match_indices('\n').nth(line - 2).map(|(i, _)| i + 1)
+}
+
+/// yaml-rust2's marks count characters: offsets become bytes again through the line and column.
+fn bytes_from_chars(text: &str, docs: &mut [DocIndex]) {
+    let starts: Vec<usize> = std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
+    let byte = |pos: Pos| {
+        let Some(&start) = starts.get(pos.line.saturating_sub(1)) else {
+            return text.len();
+        };
+        let line = &text[start..];
+        start + line.char_indices().nth(pos.col).map_or(line.len(), |(i, _)| i)
+    };
+    for doc in docs {
+        for node in doc.nodes.values_mut() {
+            node.start.offset = byte(node.start);
+            node.end.offset = byte(node.end);
+        }
+    }
+}
+
+/// Maps offsets in the padded copy back to the original text.
+fn unpad(docs: &mut [DocIndex], padded: &[(usize, usize)]) {
+    let back = |offset: usize| {
+        let added: usize = padded.iter().filter(|(at, _)| *at < offset).map(|(_, n)| n).sum();
+        offset - added
+    };
+    for doc in docs {
+        for node in doc.nodes.values_mut() {
+            node.start.offset = back(node.start.offset);
+            node.end.offset = back(node.end.offset);
+        }
+    }
+}
+
+fn index_once(text: &str, full: bool) -> Result<Vec<DocIndex>, yaml_rust2::ScanError> {
     let mut parser = Parser::new_from_str(text);
     let mut docs: Vec<DocIndex> = Vec::new();
     let mut walk = Walk::default();
     loop {
-        let (event, mark) = parser.next_token().map_err(|e| e.to_string())?;
+        let (event, mark) = parser.next_token()?;
         let pos = Pos::from(mark);
         match event {
             Event::StreamEnd => break,
@@ -287,18 +364,32 @@ mod tests {
         let docs = index(TEXT, true).unwrap();
         assert_eq!(docs.len(), 3);
         assert_eq!(docs[0].line, 2);
-        assert!(docs[1].nodes[""].kind == NodeKind::Scalar, "an empty document is a null");
+        assert!(
+            docs[1].nodes[""].kind == NodeKind::Scalar,
+            "an empty document is a null"
+        );
         assert_eq!(docs[2].line, 15);
         assert_eq!(docs[2].item_lines, vec![17, 18]);
         let limits = docs[0].nodes["/spec/containers/0/resources/limits"];
         assert!(limits.flow);
         assert_eq!(limits.key_line, Some(11));
         let containers = docs[0].nodes["/spec/containers"];
-        assert_eq!((containers.start.line, containers.start.col), (8, 4), "its first scalar");
+        assert_eq!(
+            (containers.start.line, containers.start.col),
+            (8, 4),
+            "its first scalar"
+        );
         assert!(!containers.flow);
         assert_eq!(docs[0].line_of("/spec/containers/0/image"), Some(9));
-        assert_eq!(docs[0].line_of("/spec/containers/0/resources/limits/nvidia.com~1gpu"), Some(11));
-        assert_eq!(docs[0].line_of("/spec/nothing/here"), Some(6), "the nearest ancestor: spec");
+        assert_eq!(
+            docs[0].line_of("/spec/containers/0/resources/limits/nvidia.com~1gpu"),
+            Some(11)
+        );
+        assert_eq!(
+            docs[0].line_of("/spec/nothing/here"),
+            Some(6),
+            "the nearest ancestor: spec"
+        );
         assert!(!docs[0].has_anchors);
     }
 
@@ -308,7 +399,10 @@ mod tests {
             pointer_of_path("spec.template.spec.containers[1].resources.limits"),
             "/spec/template/spec/containers/1/resources/limits"
         );
-        assert_eq!(pointer_of_path("spec.volumes[0].hostPath.path"), "/spec/volumes/0/hostPath/path");
+        assert_eq!(
+            pointer_of_path("spec.volumes[0].hostPath.path"),
+            "/spec/volumes/0/hostPath/path"
+        );
         assert_eq!(pointer_of_path("items[2][3]"), "/items/2/3");
     }
 
@@ -317,6 +411,24 @@ mod tests {
         let docs = index("a: &x 1\nb: *x\n", true).unwrap();
         assert!(docs[0].has_anchors);
         assert!(index("a: [1, 2\n", true).is_err());
+    }
+
+    #[test]
+    fn flow_lines_indented_like_their_key_are_indexed_in_the_original_offsets() {
+        let text = "spec:\n  args: [\n    \"a\"\n  ]\n  env:\n  - name: x\n";
+        let docs = index(text, true).unwrap();
+        let env = docs[0].nodes["/spec/env"];
+        assert_eq!(&text[env.start.offset..env.start.offset + 4], "name");
+        assert_eq!(docs[0].line_of("/spec/env/0/name"), Some(6));
+    }
+
+    #[test]
+    fn offsets_are_bytes_after_multibyte_characters() {
+        let text = "a: 1 # （注）\nb:\n  c: 2\n";
+        let docs = index(text, true).unwrap();
+        let c = docs[0].nodes["/b/c"];
+        assert_eq!(&text[c.start.offset..c.start.offset + 1], "2");
+        assert_eq!(docs[0].nodes["/b"].end.offset, text.len());
     }
 
     #[test]
