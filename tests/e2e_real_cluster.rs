@@ -12,8 +12,8 @@
 mod real_cluster;
 
 use real_cluster::cluster::{
-    GPU_WORKERS, IMAGE, SYSTEM_NODE, WEBHOOK_DEPLOYMENT, WEBHOOK_NS, gpu_pod_json, http_get, is_ready, metric_sum,
-    serial, served_serial, shared, wait_for, webhook_metric_lines,
+    GPU_WORKERS, IMAGE, SECRET_WAVE, SYSTEM_NODE, WEBHOOK_DEPLOYMENT, WEBHOOK_NS, gpu_pod_json, http_get, is_ready,
+    metric_sum, serial, served_serial, shared, wait_for, webhook_metric_lines,
 };
 use real_cluster::load::Load;
 use real_cluster::report;
@@ -104,6 +104,57 @@ fn api_metrics() -> ApiMetrics {
 // =============================================================================================
 // Installation: deploy/ applied as a user applies it, the image, in-cluster config, /readyz
 // =============================================================================================
+
+/// The installation (done once, by `shared()`) went as Argo CD syncs deploy/: the waves in order,
+/// each healthy before the next (the Deployment available before any webhook configuration, the
+/// mutating configuration called before the validating one exists), and the GPU pods sent
+/// through the API server all along were admitted, before the webhook (untouched) or through it
+/// (mutated): none refused.
+#[test]
+fn install_by_sync_waves_refuses_no_request() {
+    let c = shared();
+    let sync = &c.install.sync;
+    let mut lines = sync.waves.clone();
+    lines.push(format!(
+        "probe during the sync: {} GPU pods admitted before the webhook was live, {} mutated through it, {} refused{}; {} admitted unmutated once it was live",
+        sync.admitted_unmutated,
+        sync.mutated,
+        sync.refused.len(),
+        sync.refused.first().map(|e| format!(" (first: `{e}`)")).unwrap_or_default(),
+        sync.unmutated_after_live,
+    ));
+    report::section("install by Argo CD sync waves", &lines);
+    let order: Vec<&str> = sync.waves.iter().map(|w| w.split(':').next().unwrap()).collect();
+    assert_eq!(
+        order,
+        ["wave 0", "wave 1", "wave 2", "wave 3", "wave 4", "wave 5"],
+        "{lines:#?}"
+    );
+    let wave = |n: usize| sync.waves[n].as_str();
+    assert!(wave(0).contains("Namespace/gpu-admission"), "{lines:#?}");
+    assert!(
+        wave(1).contains("ClusterRole/gpu-admission") && wave(1).contains("Role/gpu-admission-device-plugin-config")
+    );
+    assert!(wave(3).contains("Deployment/gpu-admission"), "{lines:#?}");
+    assert!(
+        wave(4).contains("MutatingWebhookConfiguration/gpu-admission"),
+        "{lines:#?}"
+    );
+    assert!(
+        wave(5).contains("ValidatingWebhookConfiguration/gpu-admission"),
+        "{lines:#?}"
+    );
+    assert!(
+        sync.admitted_unmutated + sync.mutated >= 20,
+        "too few probes to mean anything: {lines:#?}"
+    );
+    assert!(sync.mutated > 0);
+    assert_eq!(sync.refused, Vec::<String>::new(), "GPU pods refused during the sync");
+    assert_eq!(
+        sync.unmutated_after_live, 0,
+        "the mutating webhook failed open during the sync"
+    );
+}
 
 #[test]
 fn install_from_deploy_overlay_runs_the_image_and_readyz_gates_the_endpoints() {
@@ -208,18 +259,8 @@ fn install_from_deploy_overlay_runs_the_image_and_readyz_gates_the_endpoints() {
         "gpu-admission processes' uids: {uids:?}"
     );
     lines.push(format!(
-        "installed: certificate step + `kubectl apply --server-side` of deploy/overlays/real-cluster; rollout and first mutated dry-run through the Service {:.1} s after the apply began",
+        "installed: deploy/overlays/real-cluster by sync wave (`kubectl apply --server-side` per wave, the certificate step before wave {SECRET_WAVE}); first mutated dry-run through the Service {:.1} s after the first wave began",
         c.install.seconds_to_ready
-    ));
-    lines.push(format!(
-        "after `rollout status` succeeded, {} dry-run GPU pod(s) were refused before the Service answered ({:.1} s: kube-proxy programs a new Service about a second after its EndpointSlice){}",
-        c.install.refused_after_rollout.len(),
-        c.install.seconds_rollout_to_service,
-        c.install
-            .refused_after_rollout
-            .first()
-            .map(|e| format!("; first: `{e}`"))
-            .unwrap_or_default()
     ));
     if let Some(s) = c.install.cluster_up_seconds {
         lines.push(format!("cluster started by the test itself in {s:.1} s"));

@@ -1,5 +1,6 @@
 //! The real cluster of `scripts/cluster.sh`, with gpu-admission installed from its image the way a
-//! user installs it (`deploy/overlays/real-cluster`, server-side apply), driven through `kubectl`.
+//! user installs it (`deploy/overlays/real-cluster`, server-side apply, by Argo CD sync wave),
+//! driven through `kubectl`.
 //!
 //! - `scripts/test.sh` starts the cluster before `cargo test` and tears it down after (trap), and
 //!   sets `GA_CLUSTER_DIR`; the tests then use it and leave it running.
@@ -71,14 +72,17 @@ pub struct Cluster {
 #[derive(Debug, Clone, Default)]
 pub struct Install {
     pub ca_bundle: String,
+    /// The overlay as applied (caBundle substituted).
     pub rendered: String,
-    pub apply_stdout: String,
     pub seconds_to_ready: f64,
     pub cluster_up_seconds: Option<f64>,
-    /// Dry-run GPU pods refused after the rollout, before the Service answered.
-    pub refused_after_rollout: Vec<String>,
-    pub seconds_rollout_to_service: f64,
+    /// The waves and what the probe saw during the sync.
+    pub sync: super::waves::WaveSync,
 }
+
+/// The sync wave of the serving Secret (deploy/components/cert-manager's Certificates): the
+/// certificate step runs before it.
+pub const SECRET_WAVE: i64 = 2;
 
 static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -223,78 +227,53 @@ impl Cluster {
         Ok(out.stdout.replace("${CA_BUNDLE}", ca_bundle))
     }
 
+    /// The installation as Argo CD syncs it (tests/real_cluster/waves.rs): the overlay by sync
+    /// wave, each healthy before the next, the certificate step (the Secret and the caBundle,
+    /// which cert-manager or the self-managed mode would make) before the Secret's wave, and a
+    /// probe of GPU pods all along, none of which may be refused.
     fn install_webhook(&mut self) -> Result<(), String> {
         let t0 = Instant::now();
-        let certs = self.script("webhook-certs.sh", &["create"]);
-        if !certs.success() {
-            return Err(format!(
-                "scripts/webhook-certs.sh create failed:\n{}{}",
-                certs.stdout, certs.stderr
-            ));
-        }
-        let ca_bundle = certs.stdout.lines().last().unwrap_or_default().trim().to_string();
-        let rendered = self.render_overlay(&ca_bundle)?;
-        let apply = self.kubectl_stdin(&["apply", "--server-side", "-f", "-"], &rendered);
-        if !apply.success() {
-            return Err(format!(
-                "kubectl apply --server-side of the overlay failed:\n{}{}",
-                apply.stdout, apply.stderr
-            ));
-        }
-        let rollout = self.kubectl(&[
-            "rollout",
-            "status",
-            "-n",
-            WEBHOOK_NS,
-            &format!("deployment/{WEBHOOK_DEPLOYMENT}"),
-            "--timeout=180s",
-        ]);
-        if !rollout.success() {
-            let pods = self.kubectl(&["get", "pods", "-n", WEBHOOK_NS, "-o", "wide"]);
-            let events = self.kubectl(&["get", "events", "-n", WEBHOOK_NS]);
-            let logs = self.kubectl(&[
-                "logs",
-                "-n",
-                WEBHOOK_NS,
-                "-l",
-                "app.kubernetes.io/name=gpu-admission",
-                "--tail=30",
-            ]);
-            return Err(format!(
-                "the webhook Deployment did not roll out:\n{}{}\n{}\n{}\n{}",
-                rollout.stdout, rollout.stderr, pods.stdout, events.stdout, logs.stdout
-            ));
-        }
-        // Ready endpoints behind the Service, and kube-proxy's rules for it: a dry-run GPU pod is
-        // mutated through the Service.
-        // Until kube-proxy has programmed the new Service (about a second after its
-        // EndpointSlice), GPU pods are refused: counted for the report.
-        let probe = gpu_pod_json("install-probe", "default", 1);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let rolled_out = Instant::now();
-        let mut refused = vec![];
-        loop {
-            let out = self.kubectl_stdin(&["create", "--dry-run=server", "-o", "json", "-f", "-"], &probe);
-            if out.success() && out.json()["spec"]["nodeSelector"]["node-type"] == "gpu-worker" {
-                break;
+        let rendered = self.render_overlay("${CA_BUNDLE}")?;
+        let mut ca_bundle = String::new();
+        let sync = super::waves::sync(self, &rendered, |wave| {
+            if wave != SECRET_WAVE {
+                return Ok(vec![]);
             }
-            refused.push(out.stderr.trim().to_string());
-            if Instant::now() > deadline {
+            let certs = self.script("webhook-certs.sh", &["create"]);
+            if !certs.success() {
                 return Err(format!(
-                    "the webhook never answered through its Service: {}{}",
-                    out.stdout, out.stderr
+                    "scripts/webhook-certs.sh create failed:\n{}{}",
+                    certs.stdout, certs.stderr
                 ));
             }
-            std::thread::sleep(Duration::from_millis(300));
-        }
+            ca_bundle = certs.stdout.lines().last().unwrap_or_default().trim().to_string();
+            Ok(vec![("${CA_BUNDLE}".to_string(), ca_bundle.clone())])
+        });
+        let sync = match sync {
+            Ok(s) => s,
+            Err(e) => {
+                let pods = self.kubectl(&["get", "pods", "-n", WEBHOOK_NS, "-o", "wide"]);
+                let events = self.kubectl(&["get", "events", "-n", WEBHOOK_NS]);
+                let logs = self.kubectl(&[
+                    "logs",
+                    "-n",
+                    WEBHOOK_NS,
+                    "-l",
+                    "app.kubernetes.io/name=gpu-admission",
+                    "--tail=30",
+                ]);
+                return Err(format!(
+                    "the sync by waves failed: {e}\n{}\n{}\n{}",
+                    pods.stdout, events.stdout, logs.stdout
+                ));
+            }
+        };
         self.install = Install {
+            rendered: rendered.replace("${CA_BUNDLE}", &ca_bundle),
             ca_bundle,
-            rendered,
-            apply_stdout: apply.stdout,
             seconds_to_ready: t0.elapsed().as_secs_f64(),
             cluster_up_seconds: self.install.cluster_up_seconds,
-            refused_after_rollout: refused,
-            seconds_rollout_to_service: rolled_out.elapsed().as_secs_f64(),
+            sync,
         };
         Ok(())
     }
