@@ -105,57 +105,6 @@ fn api_metrics() -> ApiMetrics {
 // Installation: deploy/ applied as a user applies it, the image, in-cluster config, /readyz
 // =============================================================================================
 
-/// The installation (done once, by `shared()`) went as Argo CD syncs deploy/: the waves in order,
-/// each healthy before the next (the Deployment available before any webhook configuration, the
-/// mutating configuration called before the validating one exists), and the GPU pods sent
-/// through the API server all along were admitted, before the webhook (untouched) or through it
-/// (mutated): none refused.
-#[test]
-fn install_by_sync_waves_refuses_no_request() {
-    let c = shared();
-    let sync = &c.install.sync;
-    let mut lines = sync.waves.clone();
-    lines.push(format!(
-        "probe during the sync: {} GPU pods admitted before the webhook was live, {} mutated through it, {} refused{}; {} admitted unmutated once it was live",
-        sync.admitted_unmutated,
-        sync.mutated,
-        sync.refused.len(),
-        sync.refused.first().map(|e| format!(" (first: `{e}`)")).unwrap_or_default(),
-        sync.unmutated_after_live,
-    ));
-    report::section("install by Argo CD sync waves", &lines);
-    let order: Vec<&str> = sync.waves.iter().map(|w| w.split(':').next().unwrap()).collect();
-    assert_eq!(
-        order,
-        ["wave 0", "wave 1", "wave 2", "wave 3", "wave 4", "wave 5"],
-        "{lines:#?}"
-    );
-    let wave = |n: usize| sync.waves[n].as_str();
-    assert!(wave(0).contains("Namespace/gpu-admission"), "{lines:#?}");
-    assert!(
-        wave(1).contains("ClusterRole/gpu-admission") && wave(1).contains("Role/gpu-admission-device-plugin-config")
-    );
-    assert!(wave(3).contains("Deployment/gpu-admission"), "{lines:#?}");
-    assert!(
-        wave(4).contains("MutatingWebhookConfiguration/gpu-admission"),
-        "{lines:#?}"
-    );
-    assert!(
-        wave(5).contains("ValidatingWebhookConfiguration/gpu-admission"),
-        "{lines:#?}"
-    );
-    assert!(
-        sync.admitted_unmutated + sync.mutated >= 20,
-        "too few probes to mean anything: {lines:#?}"
-    );
-    assert!(sync.mutated > 0);
-    assert_eq!(sync.refused, Vec::<String>::new(), "GPU pods refused during the sync");
-    assert_eq!(
-        sync.unmutated_after_live, 0,
-        "the mutating webhook failed open during the sync"
-    );
-}
-
 #[test]
 fn install_from_deploy_overlay_runs_the_image_and_readyz_gates_the_endpoints() {
     let c = shared();

@@ -3,7 +3,7 @@
 //! Deployment: rolled out and available; a Namespace: Active; anything else: stored) before the
 //! next one. Meanwhile a probe sends GPU pods (server dry run) through the API server without a
 //! pause, and counts how each was answered: a refusal at any point is what the waves must
-//! prevent.
+//! prevent. The test of the installation the suite made this way is at the end.
 
 use super::cluster::{Cluster, gpu_pod_json};
 use serde_json::{Value, json};
@@ -194,4 +194,59 @@ fn probe(c: &Cluster, stop: &AtomicBool, live: &AtomicBool, report: &Mutex<WaveS
             r.admitted_unmutated += 1;
         }
     }
+}
+
+// =============================================================================================
+// The test (tests/e2e_real_cluster.rs includes this module): the suite's own installation
+// =============================================================================================
+
+/// The installation (done once, by `shared()`) went as Argo CD syncs deploy/: the waves in order,
+/// each healthy before the next (the Deployment available before any webhook configuration, the
+/// mutating configuration called before the validating one exists), and the GPU pods sent
+/// through the API server all along were admitted, before the webhook (untouched) or through it
+/// (mutated): none refused.
+#[test]
+fn install_by_sync_waves_refuses_no_request() {
+    let c = super::cluster::shared();
+    let sync = &c.install.sync;
+    let mut lines = sync.waves.clone();
+    lines.push(format!(
+        "probe during the sync: {} GPU pods admitted before the webhook was live, {} mutated through it, {} refused{}; {} admitted unmutated once it was live",
+        sync.admitted_unmutated,
+        sync.mutated,
+        sync.refused.len(),
+        sync.refused.first().map(|e| format!(" (first: `{e}`)")).unwrap_or_default(),
+        sync.unmutated_after_live,
+    ));
+    super::report::section("install by Argo CD sync waves", &lines);
+    let order: Vec<&str> = sync.waves.iter().map(|w| w.split(':').next().unwrap()).collect();
+    assert_eq!(
+        order,
+        ["wave 0", "wave 1", "wave 2", "wave 3", "wave 4", "wave 5"],
+        "{lines:#?}"
+    );
+    let wave = |n: usize| sync.waves[n].as_str();
+    assert!(wave(0).contains("Namespace/gpu-admission"), "{lines:#?}");
+    assert!(
+        wave(1).contains("ClusterRole/gpu-admission") && wave(1).contains("Role/gpu-admission-device-plugin-config")
+    );
+    assert!(wave(3).contains("Deployment/gpu-admission"), "{lines:#?}");
+    assert!(
+        wave(4).contains("MutatingWebhookConfiguration/gpu-admission"),
+        "{lines:#?}"
+    );
+    assert!(
+        wave(5).contains("ValidatingWebhookConfiguration/gpu-admission"),
+        "{lines:#?}"
+    );
+    assert!(
+        sync.admitted_unmutated + sync.mutated >= 20,
+        "too few probes to mean anything: {lines:#?}"
+    );
+    assert!(sync.mutated > 0);
+    assert_eq!(sync.refused, Vec::<String>::new(), "GPU pods refused during the sync");
+    assert_eq!(
+        sync.unmutated_after_live, 0,
+        "the mutating webhook failed open during the sync"
+    );
 }
