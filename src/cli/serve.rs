@@ -59,6 +59,28 @@ pub struct ServeArgs {
     /// Time allowed for a request's whole body; slower gets 408.
     #[arg(long, env = "GPU_ADMISSION_BODY_TIMEOUT_MS", default_value_t = 10_000)]
     pub body_timeout_ms: u64,
+    /// Open webhook connections at most; over it, new ones are closed at accept (before TLS).
+    #[arg(long, env = "GPU_ADMISSION_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Pending connections the kernel queues before they are accepted (listen backlog).
+    #[arg(long, env = "GPU_ADMISSION_LISTEN_BACKLOG", default_value_t = 1024)]
+    pub listen_backlog: u32,
+    /// A connection with no request in flight for this long is closed (HTTP/2: GOAWAY).
+    #[arg(long, env = "GPU_ADMISSION_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
+    pub idle_timeout_ms: u64,
+    /// A response not delivered, with no write progress, for this long closes the connection
+    /// (the client stopped reading, or holds its HTTP/2 window at zero).
+    #[arg(long, env = "GPU_ADMISSION_WRITE_TIMEOUT_MS", default_value_t = 10_000)]
+    pub write_timeout_ms: u64,
+    /// HTTP/2: a keep-alive PING after this long without frames.
+    #[arg(long, env = "GPU_ADMISSION_KEEPALIVE_INTERVAL_MS", default_value_t = 30_000)]
+    pub keepalive_interval_ms: u64,
+    /// HTTP/2: a PING not answered within this closes the connection.
+    #[arg(long, env = "GPU_ADMISSION_KEEPALIVE_TIMEOUT_MS", default_value_t = 20_000)]
+    pub keepalive_timeout_ms: u64,
+    /// Request line and headers (HTTP/1.1: 431 over it) or header list (HTTP/2), in bytes.
+    #[arg(long, env = "GPU_ADMISSION_MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
+    pub max_header_bytes: usize,
     /// After SIGTERM/SIGINT: time in-flight requests get to finish before the process exits.
     #[arg(long, env = "GPU_ADMISSION_SHUTDOWN_GRACE_MS", default_value_t = 20_000)]
     pub shutdown_grace_ms: u64,
@@ -118,6 +140,13 @@ pub fn run(args: ServeArgs) -> Result<Done, CliError> {
     config.max_body_bytes = args.max_body_bytes;
     config.header_timeout = Duration::from_millis(args.header_timeout_ms.max(1));
     config.body_timeout = Duration::from_millis(args.body_timeout_ms.max(1));
+    config.max_connections = args.max_connections.max(1);
+    config.listen_backlog = args.listen_backlog.max(1);
+    config.idle_timeout = Duration::from_millis(args.idle_timeout_ms.max(1));
+    config.write_timeout = Duration::from_millis(args.write_timeout_ms.max(1));
+    config.keepalive_interval = Duration::from_millis(args.keepalive_interval_ms.max(1));
+    config.keepalive_timeout = Duration::from_millis(args.keepalive_timeout_ms.max(1));
+    config.max_header_bytes = args.max_header_bytes.max(1024);
     config.shutdown_grace = Duration::from_millis(args.shutdown_grace_ms);
     config.reload_poll = Duration::from_millis(args.reload_poll_ms.max(10));
     if args.cluster {

@@ -24,6 +24,9 @@ pub enum ApiError {
     /// 400: a body that is not a usable AdmissionReview v1 (never answered "allowed").
     #[error("{}", .0.message)]
     Review(ReviewError),
+    /// 415: a `Content-Type` that is not JSON.
+    #[error("Content-Type `{content_type}` is not supported: send application/json")]
+    UnsupportedMediaType { content_type: String },
     /// 404.
     #[error("no route for {path}: use POST /mutate or POST /validate")]
     NotFound { path: String },
@@ -44,6 +47,7 @@ impl ApiError {
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::BodyRead(_) | ApiError::Review(_) => StatusCode::BAD_REQUEST,
+            ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -58,6 +62,7 @@ impl ApiError {
             ApiError::BodyTimeout { .. } => "body_timeout",
             ApiError::BodyRead(_) => "body_read_error",
             ApiError::Review(e) => e.code,
+            ApiError::UnsupportedMediaType { .. } => "unsupported_media_type",
             ApiError::NotFound { .. } => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Internal => "internal_error",
@@ -100,6 +105,13 @@ mod tests {
             (ApiError::BodyTimeout { timeout_ms: 1 }, 408, "body_timeout"),
             (ApiError::BodyRead("x".into()), 400, "body_read_error"),
             (ApiError::Review(ReviewError::new("not_json", "x")), 400, "not_json"),
+            (
+                ApiError::UnsupportedMediaType {
+                    content_type: "text/plain".into(),
+                },
+                415,
+                "unsupported_media_type",
+            ),
             (ApiError::NotFound { path: "/".into() }, 404, "not_found"),
             (
                 ApiError::MethodNotAllowed {

@@ -7,7 +7,9 @@
 //! - [`args`]: flags and environment variables.
 //! - [`tls`]: rustls configuration and the swappable certificate resolver.
 //! - [`reload`]: certificate and policy reload (directory watch + poll).
-//! - [`conn`]: accept loops, TCP_NODELAY, HTTP/1.1 and HTTP/2 connections, graceful drain.
+//! - [`conn`]: listeners (backlog, connection limit), TCP_NODELAY, HTTP/1.1 and HTTP/2
+//!   connections, graceful drain; [`guard`]: the per-connection watchdog (HTTP/2 first request,
+//!   idle timeout, write stall, drain of HTTP/1.1 keep-alive connections).
 //! - [`routes`]: `/mutate`, `/validate`, error bodies, the panic guard.
 //! - [`admin`]: `/livez`, `/readyz`, `/metrics`; [`metrics`]: the registry.
 //! - [`shutdown`]: the shutdown handle and signals.
@@ -21,7 +23,6 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::cluster::watch::{ClusterWatch, now_unix_ms};
@@ -31,6 +32,7 @@ use crate::policy::Policy;
 mod admin;
 mod conn;
 mod error;
+mod guard;
 mod metrics;
 mod reload;
 mod routes;
@@ -63,6 +65,21 @@ pub struct ServerConfig {
     pub header_timeout: Duration,
     /// Reading the whole request body.
     pub body_timeout: Duration,
+    /// Open connections per webhook listener; over it, new ones are closed at accept.
+    pub max_connections: usize,
+    /// Pending connections the kernel queues before accept (`listen(2)` backlog).
+    pub listen_backlog: u32,
+    /// A connection with no request in flight for this long is closed (HTTP/2 with GOAWAY).
+    pub idle_timeout: Duration,
+    /// A response not delivered, with no write progress, for this long closes the connection
+    /// (a client that stopped reading, or an HTTP/2 flow-control window held at zero).
+    pub write_timeout: Duration,
+    /// HTTP/2 keep-alive: a PING after this long without frames...
+    pub keepalive_interval: Duration,
+    /// ...that must be answered within this, or the connection is closed.
+    pub keepalive_timeout: Duration,
+    /// Request line and headers (HTTP/1.1), header list (HTTP/2): larger gets 431 / a reset.
+    pub max_header_bytes: usize,
     /// How long in-flight requests may take to finish after shutdown starts.
     pub shutdown_grace: Duration,
     /// Poll interval for the certificate and policy files (the directory watch is immediate).
@@ -89,6 +106,13 @@ impl ServerConfig {
             max_body_bytes: 8 * 1024 * 1024,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+            listen_backlog: 1024,
+            idle_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(10),
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(20),
+            max_header_bytes: 16 * 1024,
             shutdown_grace: Duration::from_secs(20),
             reload_poll: Duration::from_secs(10),
             watch_files: true,
@@ -267,13 +291,10 @@ pub(crate) async fn kube_client(source: &ClusterSource) -> Result<kube::Client, 
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let certs = Arc::new(tls::CertResolver::default());
     let (tls_config, client_ca_pem) = tls::initial_config(certs.clone(), config.client_ca.as_deref())?;
-    let bind = |addr: SocketAddr| async move {
-        TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Bind { addr, source })
-    };
-    let listener = bind(config.listen).await?;
-    let admin_listener = bind(config.admin_listen).await?;
+    let backlog = config.listen_backlog.max(1);
+    let bind = |addr: SocketAddr| conn::bind(addr, backlog).map_err(|source| StartError::Bind { addr, source });
+    let listener = bind(config.listen)?;
+    let admin_listener = bind(config.admin_listen)?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind {
         addr: config.listen,
         source,

@@ -2,7 +2,7 @@
 //!
 //! Errors are JSON `{"error": "...", "code": "..."}`: 400 for a body that is not a usable
 //! AdmissionReview v1, 408 when the body does not arrive within the body timeout, 413 over the
-//! body limit, 404/405 for other paths and methods, 503 before a policy has loaded, and 500 when a
+//! body limit (at once for `Expect: 100-continue`), 415 for a Content-Type that is not JSON, 404/405 for other paths and methods, 503 before a policy has loaded, and 500 when a
 //! handler panics (caught, logged and counted; the server goes on).
 
 use std::any::Any;
@@ -51,6 +51,13 @@ async fn handle(State(shared): State<Arc<Shared>>, endpoint: Endpoint, req: Requ
         metrics.error(ApiError::NotReady.code());
         return ApiError::NotReady.into_response();
     };
+    let checked = content_type_is_json(&req).and_then(|()| expect_within_limit(&shared, &req));
+    if let Err(error) = checked {
+        let code = error.code();
+        metrics.error(code);
+        tracing::warn!(target: "gpu_admission::review", %endpoint, code, message = %error, "request rejected");
+        return error.into_response();
+    }
     let body = match read_body(&shared, req.into_body()).await {
         Ok(b) => b,
         Err(error) => {
@@ -93,6 +100,37 @@ async fn handle(State(shared): State<Arc<Shared>>, endpoint: Endpoint, req: Requ
             ApiError::Review(e).into_response()
         }
     }
+}
+
+/// `application/json` (any parameters, any letter case) or no `Content-Type` at all; anything
+/// else is 415. kube-apiserver sends `application/json`.
+fn content_type_is_json(req: &Request) -> Result<(), ApiError> {
+    let Some(value) = req.headers().get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let text = String::from_utf8_lossy(value.as_bytes());
+    let essence = text.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType {
+            content_type: text.chars().take(100).collect(),
+        })
+    }
+}
+
+/// `Expect: 100-continue` with a `Content-Length` over the limit: 413 before the body is asked
+/// for (hyper sends `100 Continue` only when the body is first read).
+fn expect_within_limit(shared: &Shared, req: &Request) -> Result<(), ApiError> {
+    let expects = req
+        .headers()
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let max = shared.config.max_body_bytes;
+    if expects && HttpBody::size_hint(req.body()).lower() > max as u64 {
+        return Err(ApiError::BodyTooLarge { max_bytes: max });
+    }
+    Ok(())
 }
 
 /// The whole body, within the size limit and the body timeout.
