@@ -3,7 +3,8 @@
 //! The walk is the `ignore` crate's (ripgrep's): `.git` is never entered, `.gitignore`,
 //! `.ignore` and `.git/info/exclude` are honoured (also outside a git checkout), symbolic links
 //! are followed with loop detection, and each file is read once however many links lead to it.
-//! A file named on the command line is always read. Every file left out is counted by reason.
+//! A Helm chart's `templates/` is left out (render it: `helm template … | check -`). A file
+//! named on the command line is always read. Every file left out is counted by reason.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -29,7 +30,8 @@ pub struct Discovered {
 /// Files left out, by reason.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 pub struct FileSkips {
-    /// Matched by `.gitignore` (or `.ignore`, `.git/info/exclude`) or `--exclude`.
+    /// Matched by `.gitignore` (or `.ignore`, `.git/info/exclude`) or `--exclude`, or in a Helm
+    /// chart's `templates/`.
     pub ignored: usize,
     /// Symbolic links that lead back into a directory being walked (named in `loops`).
     pub symlink_loops: usize,
@@ -85,7 +87,7 @@ fn walk_dir(
         .git_global(false)
         .follow_links(true)
         .overrides(overrides)
-        .filter_entry(|e| e.file_name() != ".git")
+        .filter_entry(|e| e.file_name() != ".git" && !is_chart_templates(e.path()))
         .sort_by_file_path(Path::cmp)
         .build();
     for entry in walker {
@@ -132,6 +134,13 @@ fn count_ignored(dir: &Path, kept: &HashSet<PathBuf>) -> usize {
         .count()
 }
 
+/// A Helm chart's `templates/` (beside its `Chart.yaml`): not manifests until rendered, so
+/// `helm template … | gpu-admission check -` reads them.
+fn is_chart_templates(path: &Path) -> bool {
+    path.file_name().is_some_and(|n| n == "templates")
+        && path.parent().is_some_and(|p| p.join("Chart.yaml").is_file())
+}
+
 fn has_extension(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
@@ -158,7 +167,7 @@ mod tests {
     fn a_repository_is_walked_once_with_its_ignores_counted() {
         let root = std::env::temp_dir().join(format!("ga-discover-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
-        for d in ["apps/a", ".git/objects", "build", "vendor"] {
+        for d in ["apps/a", ".git/objects", "build", "vendor", "chart/templates"] {
             std::fs::create_dir_all(root.join(d)).unwrap();
         }
         for f in [
@@ -180,7 +189,7 @@ mod tests {
             .iter()
             .map(|p| p.strip_prefix(&root).unwrap().display().to_string())
             .collect();
-        assert_eq!(names, ["apps/a/x.yaml", "apps/b.yml"]);
+        assert_eq!(names, ["apps/a/x.yaml", "apps/b.yml", "chart/Chart.yaml"]);
         assert!(found.errors.is_empty(), "{:?}", found.errors);
         assert_eq!(
             found.skipped.ignored, 2,
