@@ -1,4 +1,6 @@
-//! `gpu-admission generate webhooks`: the webhook configurations from the policy.
+//! `gpu-admission generate webhooks|native`: Kubernetes objects from the policy.
+
+use std::path::PathBuf;
 
 use clap::Subcommand;
 
@@ -25,6 +27,18 @@ pub enum GenerateCommand {
         #[arg(long, default_value = "gpu-admission")]
         service_name: String,
     },
+    /// ValidatingAdmissionPolicies, a MutatingAdmissionPolicy and their params ConfigMap: the
+    /// rules without a webhook (README "Native mode"), on stdout or as files in `-o DIR`.
+    Native {
+        #[command(flatten)]
+        policy: PolicyFlags,
+        /// Compute the params from a directory of cluster objects (as `check --cluster-state`).
+        #[arg(long, value_name = "DIR")]
+        cluster_state: Option<PathBuf>,
+        /// Write params.yaml, validating.yaml and mutating.yaml into DIR instead of stdout.
+        #[arg(short = 'o', long = "output-dir", value_name = "DIR")]
+        output_dir: Option<PathBuf>,
+    },
 }
 
 pub fn run(args: GenerateArgs) -> Result<Done, CliError> {
@@ -42,6 +56,30 @@ pub fn run(args: GenerateArgs) -> Result<Done, CliError> {
             };
             let text = generate::webhooks_yaml(&policy, &service).map_err(|e| CliError::Failed(e.to_string()))?;
             print!("{text}");
+            Ok(Done::Clean)
+        }
+        GenerateCommand::Native {
+            policy,
+            cluster_state,
+            output_dir,
+        } => {
+            let effective = policy.load_effective(cluster_state.as_deref())?;
+            let files = generate::native_files(&effective).map_err(|e| CliError::Failed(e.to_string()))?;
+            match output_dir {
+                None => {
+                    let texts: Vec<String> = files.into_iter().map(|(_, text)| text).collect();
+                    print!("{}", texts.join("---\n"));
+                }
+                Some(dir) => {
+                    std::fs::create_dir_all(&dir)
+                        .map_err(|e| CliError::Failed(format!("cannot create {}: {e}", dir.display())))?;
+                    for (name, text) in files {
+                        let path = dir.join(name);
+                        std::fs::write(&path, text)
+                            .map_err(|e| CliError::Failed(format!("cannot write {}: {e}", path.display())))?;
+                    }
+                }
+            }
             Ok(Done::Clean)
         }
     }

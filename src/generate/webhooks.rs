@@ -88,12 +88,22 @@ impl Target {
     /// An UPDATE that leaves the pod template alone is not sent (scaling, labels, finalizers):
     /// objects stored before a policy change can still be scaled and deleted.
     pub fn template_changed(&self) -> Option<Value> {
+        let expression = self.template_changed_expr()?;
+        Some(map([("name", s("template-changed")), ("expression", s(&expression))]))
+    }
+
+    /// The CEL of [`Target::template_changed`].
+    pub fn template_changed_expr(&self) -> Option<String> {
         let field = self.path.segments.get(1).filter(|_| !self.is_pods())?;
         let (o, old) = (format!("object.spec.{field}"), format!("oldObject.spec.{field}"));
-        let expression = format!(
+        Some(format!(
             "request.operation != 'UPDATE' ||\n!has(object.spec) || !has(oldObject.spec) ||\n!has({o}) || !has({old}) ||\n{o} != {old}"
-        );
-        Some(map([("name", s("template-changed")), ("expression", s(&expression))]))
+        ))
+    }
+
+    /// `object.kind in ['Deployment', ...]`.
+    pub fn kind_test(&self) -> String {
+        format!("object.kind in {}", cel::quote_list(self.kinds.iter().map(|k| k.kind)))
     }
 }
 

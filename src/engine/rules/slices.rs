@@ -34,7 +34,12 @@ pub const RULE: Rule = Rule {
 
 /// Limits from the policy's `gpu` section, for its time-sliced resource.
 pub fn policy_limits(subject: &Subject<'_>) -> Limits {
-    let gpu = &subject.policy.spec().gpu;
+    limits_from_policy(subject.policy)
+}
+
+/// [`policy_limits`] from the policy alone (the native params use the same numbers).
+pub fn limits_from_policy(policy: &crate::policy::Policy) -> Limits {
+    let gpu = &policy.spec().gpu;
     let ts = &gpu.time_slicing;
     let replicas = u64::from(ts.replicas);
     let gpus = u64::from(gpu.gpus_per_node);

@@ -1,0 +1,238 @@
+//! ValidatingAdmissionPolicies and their bindings: one per rule family (and per second action),
+//! plus the warnings about controllers' templates, which native mode does not patch.
+
+use serde_yaml_ng::Value;
+
+use super::checks::{self, Check};
+use super::params;
+use super::pod;
+use crate::decision::Action;
+use crate::generate::exempt;
+use crate::generate::webhooks::{Target, targets};
+use crate::generate::yaml::{list, map, s, strs};
+use crate::policy::Policy;
+
+/// One policy: its name, the binding's action, the namespaces it skips besides the policy's,
+/// and its checks.
+pub struct Family {
+    pub name: &'static str,
+    pub action: Action,
+    pub exempt: Vec<String>,
+    pub checks: Vec<Check>,
+}
+
+/// Every family the policy turns on, in the engine's rule order.
+pub fn families(policy: &Policy) -> Vec<Family> {
+    let r = &policy.spec().rules;
+    let mut out = vec![
+        Family {
+            name: "slices",
+            action: r.slices.action,
+            exempt: r.slices.exempt_namespaces.clone(),
+            checks: checks::slices(),
+        },
+        Family {
+            name: "slices-unknown-resource",
+            action: r.slices.unknown_resource_action,
+            exempt: r.slices.exempt_namespaces.clone(),
+            checks: checks::unknown_resource(policy),
+        },
+        Family {
+            name: "host-path",
+            action: r.host_path.action,
+            exempt: r.host_path.exempt_namespaces.clone(),
+            checks: checks::host_path(policy),
+        },
+        Family {
+            name: "placement",
+            action: r.placement.action,
+            exempt: r.placement.exempt_namespaces.clone(),
+            checks: checks::placement(policy, true),
+        },
+        Family {
+            name: "tolerations",
+            action: r.tolerations.action,
+            exempt: r.tolerations.exempt_namespaces.clone(),
+            checks: checks::tolerations(policy, true),
+        },
+        Family {
+            name: "priority",
+            action: r.priority.action,
+            exempt: r.priority.exempt_namespaces.clone(),
+            checks: checks::priority(true),
+        },
+        Family {
+            name: "visibility",
+            action: r.visibility.action,
+            exempt: r.visibility.exempt_namespaces.clone(),
+            checks: checks::visibility(true),
+        },
+        Family {
+            name: "visibility-privileged",
+            action: r.visibility.privileged_action,
+            exempt: r.visibility.exempt_namespaces.clone(),
+            checks: checks::privileged(policy),
+        },
+    ];
+    out.retain(|f| f.action != Action::Off);
+    out
+}
+
+/// What a controller's pods will get (the webhook's warnings): one Warn policy, each check
+/// guarded by its rule's own exempt namespaces.
+pub fn template_fixes(policy: &Policy) -> Family {
+    let r = &policy.spec().rules;
+    let mut all = Vec::new();
+    let mut add = |action: Action, exempt: &[String], checks: Vec<Check>| {
+        if action == Action::Off {
+            return;
+        }
+        for mut c in checks {
+            if !exempt.is_empty() {
+                c.passes = format!(
+                    "request.namespace in {} ||\n{}",
+                    crate::generate::cel::quote_list(exempt),
+                    c.passes
+                );
+            }
+            all.push(c);
+        }
+    };
+    add(
+        r.placement.action,
+        &r.placement.exempt_namespaces,
+        checks::placement(policy, false),
+    );
+    add(
+        r.tolerations.action,
+        &r.tolerations.exempt_namespaces,
+        checks::tolerations(policy, false),
+    );
+    add(
+        r.priority.action,
+        &r.priority.exempt_namespaces,
+        checks::priority(false),
+    );
+    add(
+        r.visibility.action,
+        &r.visibility.exempt_namespaces,
+        checks::visibility(false),
+    );
+    Family {
+        name: "template-fixes",
+        action: Action::Warn,
+        exempt: Vec::new(),
+        checks: all,
+    }
+}
+
+/// `object.kind in [...] ? a : (... ? b : c)` over the targets (the last one is the default).
+pub fn by_kind(targets: &[Target], f: impl Fn(&Target) -> String) -> String {
+    let mut iter = targets.iter().rev();
+    let Some(last) = iter.next() else {
+        return "false".into();
+    };
+    let mut out = f(last);
+    for t in iter {
+        out = format!("{} ? ({}) :\n({out})", t.kind_test(), f(t));
+    }
+    out
+}
+
+fn labels() -> Value {
+    map([("app.kubernetes.io/name", s("gpu-admission"))])
+}
+
+/// The policy and its binding.
+pub fn policy_and_binding(policy: &Policy, family: &Family) -> [Value; 2] {
+    let targets = targets();
+    let name = format!("gpu-admission-{}", family.name);
+    let rules: Vec<Value> = targets
+        .iter()
+        .flat_map(|t| match t.rules(t.operations()) {
+            Value::Sequence(items) => items,
+            _ => Vec::new(),
+        })
+        .collect();
+    let has_spec = by_kind(&targets, |t| t.path.guard());
+    let changed = by_kind(&targets, |t| t.template_changed_expr().unwrap_or_else(|| "true".into()));
+    let spec_of = by_kind(&targets, |t| t.path.expr());
+    let path_of = by_kind(&targets, |t| crate::generate::cel::quote(&t.path.segments.join(".")));
+    let mut variables = pod::variables(policy, &spec_of);
+    let v = |name: &str, expr: &str| map([("name", s(name)), ("expression", s(expr))]);
+    variables.push(v("path", &path_of));
+    variables.push(v("allowedClasses", &pod::param_list("allowedClasses")));
+    variables.push(v("knownClasses", &pod::param_list("knownClasses")));
+    let validations = family.checks.iter().map(|c| {
+        map([
+            ("expression", s(&c.passes)),
+            ("messageExpression", s(&c.message)),
+            ("reason", s("Forbidden")),
+        ])
+    });
+    let mut codes: Vec<&str> = family.checks.iter().map(|c| c.code).collect();
+    codes.dedup();
+    let vap = map([
+        ("apiVersion", s("admissionregistration.k8s.io/v1")),
+        ("kind", s("ValidatingAdmissionPolicy")),
+        (
+            "metadata",
+            map([
+                ("name", s(&name)),
+                ("labels", labels()),
+                ("annotations", map([("gpu-admission.io/codes", s(&codes.join(",")))])),
+            ]),
+        ),
+        (
+            "spec",
+            map([
+                ("failurePolicy", s("Fail")),
+                ("paramKind", map([("apiVersion", s("v1")), ("kind", s("ConfigMap"))])),
+                (
+                    "matchConstraints",
+                    map([
+                        (
+                            "namespaceSelector",
+                            exempt::namespace_selector(&exempt::union(policy, &family.exempt)),
+                        ),
+                        ("resourceRules", list(rules)),
+                    ]),
+                ),
+                (
+                    "matchConditions",
+                    list([
+                        map([("name", s("has-pod-spec")), ("expression", s(&has_spec))]),
+                        map([("name", s("template-changed")), ("expression", s(&changed))]),
+                    ]),
+                ),
+                ("variables", list(variables)),
+                ("validations", list(validations)),
+            ]),
+        ),
+    ]);
+    let actions = match family.action {
+        Action::Warn => "Warn",
+        _ => "Deny",
+    };
+    let binding = map([
+        ("apiVersion", s("admissionregistration.k8s.io/v1")),
+        ("kind", s("ValidatingAdmissionPolicyBinding")),
+        ("metadata", map([("name", s(&name)), ("labels", labels())])),
+        (
+            "spec",
+            map([
+                ("policyName", s(&name)),
+                (
+                    "paramRef",
+                    map([
+                        ("name", s(params::NAME)),
+                        ("namespace", s(params::NAMESPACE)),
+                        ("parameterNotFoundAction", s("Deny")),
+                    ]),
+                ),
+                ("validationActions", strs([actions])),
+            ]),
+        ),
+    ]);
+    [vap, binding]
+}
