@@ -16,6 +16,7 @@
 #    lo address, route, sysctl change or file left).
 # 5. The apiserver-only suites again on each of $GPU_ADMISSION_EXTRA_K8S_VERSIONS (default
 #    v1.37.2, the newest release; empty to skip), with binaries built and cached the same way.
+#    tests/native_parity.rs (native mode, step 3) always gets v1.37.2: GPU_ADMISSION_K8S_137_DIR.
 # 6. A check that no kube-apiserver, etcd, kubelet, containerd, shim or `gpu-admission serve`
 #    started by this run is still alive.
 #    4 and 6 count as tests in the closing `tests: N passed, N failed` line, which comes last.
@@ -53,6 +54,16 @@ done
 phase "actionlint and shellcheck (scripts/actionlint.sh)"
 ACTIONLINT_BIN="$(scripts/actionlint.sh | tail -n 1)"
 export ACTIONLINT_BIN
+
+# tests/native_parity.rs starts kube-apiserver 1.37 itself (MutatingAdmissionPolicy is GA there,
+# not in 1.34): it fails without these binaries.
+k137="${extra_bin[v1.37.2]:-}"
+if [[ -z "$k137" ]]; then
+  phase "control-plane binaries for Kubernetes v1.37.2 (scripts/control-plane.sh, native parity)"
+  k137="$(K8S_VERSION=v1.37.2 scripts/control-plane.sh | tail -n 1)"
+fi
+[[ -x "$k137/kube-apiserver" ]] || { echo "no kube-apiserver v1.37.2 for tests/native_parity.rs" >&2; exit 1; }
+export GPU_ADMISSION_K8S_137_DIR="$k137"
 
 phase "the image (scripts/image.sh: the Dockerfile's final stage, without docker)"
 image="$(scripts/image.sh | tail -n 1)"

@@ -169,6 +169,16 @@ pub fn shared() -> &'static ControlPlane {
     }
 }
 
+/// The shared control plane, started by `start` if it is not running yet (a test binary that
+/// needs other binaries or flags, e.g. [`super::versions::start_k8s_137`], calls this first).
+#[track_caller]
+pub fn shared_with(start: fn() -> Result<ControlPlane, String>) -> &'static ControlPlane {
+    match SHARED.get_or_init(start) {
+        Ok(cp) => cp,
+        Err(e) => panic!("e2e control plane unavailable:\n{e}"),
+    }
+}
+
 /// `kubectl` against the shared control plane.
 #[track_caller]
 pub fn kubectl(args: &[&str], stdin: Option<&str>) -> Output {
@@ -344,7 +354,12 @@ impl ControlPlane {
 
     /// Like [`ControlPlane::start`] but returns the error text.
     pub fn start_result() -> Result<ControlPlane, String> {
-        let bins = Binaries::locate()?;
+        Self::start_with(Binaries::locate()?, &[])
+    }
+
+    /// A private control plane from `bins`, kube-apiserver getting `apiserver_args` too (see
+    /// [`super::versions`]).
+    pub fn start_with(bins: Binaries, apiserver_args: &[&str]) -> Result<ControlPlane, String> {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos())
@@ -417,7 +432,8 @@ impl ControlPlane {
             .arg("--enable-admission-plugins=NamespaceLifecycle,MutatingAdmissionWebhook,ValidatingAdmissionWebhook")
             .arg(format!("--service-account-issuer={}/", cp.server_url))
             .arg(format!("--service-account-key-file={}", p(&pki.sa_pub)))
-            .arg(format!("--service-account-signing-key-file={}", p(&pki.sa_key)));
+            .arg(format!("--service-account-signing-key-file={}", p(&pki.sa_key)))
+            .args(apiserver_args);
         cp.apiserver = Some(cp.spawn_logged(cmd, &apiserver_log, "kube-apiserver")?);
 
         cp.write_kubeconfig(&pki)?;

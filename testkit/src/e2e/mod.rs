@@ -8,4 +8,5 @@
 pub mod cluster;
 pub mod harness;
 pub mod reaper;
+pub mod versions;
 pub mod webhook;
