@@ -91,6 +91,10 @@ pub struct ServeArgs {
     /// of nodes, the device-plugin ConfigMap, priorityclasses, namespaces; in-cluster config).
     #[arg(long, env = "GPU_ADMISSION_CLUSTER")]
     pub cluster: bool,
+    /// With --cluster: keep the native policies' params ConfigMap
+    /// (gpu-admission/gpu-admission-native-params) equal to the watch caches.
+    #[arg(long, env = "GPU_ADMISSION_NATIVE_PARAMS", requires = "cluster")]
+    pub native_params: bool,
     /// With --cluster: the kubeconfig to use instead of the in-cluster service account.
     #[arg(long, env = "GPU_ADMISSION_KUBECONFIG", value_name = "FILE", requires = "cluster")]
     pub kubeconfig: Option<PathBuf>,
@@ -153,6 +157,7 @@ pub fn run(args: ServeArgs) -> Result<Done, CliError> {
         config.cluster = Some(ClusterSource {
             kubeconfig: args.kubeconfig.clone(),
         });
+        config.native_params = args.native_params;
     }
     let grace = config.shutdown_grace;
 

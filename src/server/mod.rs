@@ -34,6 +34,7 @@ mod conn;
 mod error;
 mod guard;
 mod metrics;
+mod native_params;
 mod reload;
 mod routes;
 pub(crate) mod shutdown;
@@ -88,6 +89,8 @@ pub struct ServerConfig {
     pub watch_files: bool,
     /// `serve --cluster`: take limits, priority classes and Coral namespaces from watch caches.
     pub cluster: Option<ClusterSource>,
+    /// With `cluster`: keep the native policies' params ConfigMap equal to the caches.
+    pub native_params: bool,
     /// Route `POST /debug/panic` (a handler that panics), for tests of the panic guard.
     #[doc(hidden)]
     pub debug_panic_route: bool,
@@ -117,6 +120,7 @@ impl ServerConfig {
             reload_poll: Duration::from_secs(10),
             watch_files: true,
             cluster: None,
+            native_params: false,
             debug_panic_route: false,
         }
     }
@@ -326,9 +330,18 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             Some(p) => p.spec().clone(),
             None => Policy::embedded_default()?.spec().clone(),
         };
-        let watch = ClusterWatch::spawn(client, &spec);
+        let watch = ClusterWatch::spawn(client.clone(), &spec);
         let mut changes = watch.changes();
+        let native = shared.config.native_params.then(|| watch.changes());
         let _ = shared.cluster.set(watch);
+        if let Some(native) = native {
+            tokio::spawn(native_params::run(
+                client.clone(),
+                shared.clone(),
+                native,
+                shutdown.subscribe(),
+            ));
+        }
         shared.publish_policy();
         let (publisher, mut stop) = (shared.clone(), shutdown.subscribe());
         tokio::spawn(async move {

@@ -175,6 +175,8 @@ pub struct WebhookOptions {
     pub parent: Option<PathBuf>,
     /// Wait for `/readyz` before [`Webhook::start`] returns (default).
     pub wait_ready: bool,
+    /// More `serve` flags (e.g. `--native-params`).
+    pub args: Vec<String>,
 }
 
 impl Default for WebhookOptions {
@@ -184,6 +186,7 @@ impl Default for WebhookOptions {
             kubeconfig: None,
             parent: None,
             wait_ready: true,
+            args: Vec::new(),
         }
     }
 }
@@ -203,6 +206,12 @@ impl WebhookOptions {
     /// Files under `parent` (which must outlive the webhook).
     pub fn under(mut self, parent: &Path) -> Self {
         self.parent = Some(parent.to_path_buf());
+        self
+    }
+
+    /// One more `serve` flag.
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.args.push(arg.to_string());
         self
     }
 
@@ -288,6 +297,7 @@ impl Webhook {
         if let Some(k) = &self.options.kubeconfig {
             cmd.arg("--cluster").arg(format!("--kubeconfig={}", k.display()));
         }
+        cmd.args(&self.options.args);
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {} serve: {e}", bin().display()));

@@ -1,0 +1,140 @@
+//! `serve --cluster --native-params` on a real kube-apiserver 1.37, with no webhook registered:
+//! the params ConfigMap of the generated native policies follows the watch caches, so a change
+//! of the time-slicing ConfigMap changes a native decision within the wait's bound; the
+//! ServiceAccount may update that one ConfigMap and nothing else (deploy/components/native).
+//!
+//! Needs `GPU_ADMISSION_K8S_137_DIR` (scripts/test.sh exports it): without it, the test FAILS.
+
+use std::process::Command;
+
+use gpu_admission_testkit::Wait;
+use gpu_admission_testkit::e2e::harness::{self, ControlPlane, Output};
+use gpu_admission_testkit::e2e::{cluster, versions, webhook};
+use serde_json::{Value, json};
+use webhook::{Webhook, repo, s};
+
+fn cp() -> &'static ControlPlane {
+    harness::shared_with(versions::start_k8s_137)
+}
+
+fn kubectl(args: &[&str], stdin: Option<&str>) -> Output {
+    cp().kubectl(args, stdin)
+}
+
+fn gpu_pod(name: &str, gpus: u32) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default"},
+        "spec": {"containers": [{"name": "c", "image": "cuda",
+            "resources": {"limits": {"nvidia.com/gpu": gpus.to_string()}}}]}})
+}
+
+fn dry_run(object: &Value) -> Output {
+    kubectl(&["apply", "--dry-run=server", "-f", "-"], Some(&object.to_string()))
+}
+
+fn param(key: &str) -> String {
+    let cm = kubectl(
+        &[
+            "get",
+            "configmap",
+            "gpu-admission-native-params",
+            "-n",
+            "gpu-admission",
+            "-o",
+            "json",
+        ],
+        None,
+    )
+    .assert_success()
+    .json();
+    cm["data"][key].as_str().unwrap_or_default().to_string()
+}
+
+fn can_i(verb: &str, resource: &str) -> String {
+    let who = "--as=system:serviceaccount:gpu-admission:gpu-admission";
+    let out = kubectl(&["auth", "can-i", verb, resource, "-n", "gpu-admission", who], None);
+    out.stdout.trim().to_string()
+}
+
+#[test]
+fn a_time_slicing_change_reaches_the_native_policies_without_a_webhook() {
+    let cp = cp();
+    cluster::ensure_rbac();
+    cluster::baseline();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(webhook::bin())
+        .args(["generate", "native", "-o"])
+        .arg(dir.path())
+        .output()
+        .expect("run gpu-admission generate native");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    kubectl(&["apply", "-f", s(dir.path())], None).assert_success();
+    let rbac = repo().join("deploy/components/native/rbac.yaml");
+    kubectl(&["apply", "-f", s(&rbac)], None).assert_success();
+    // The generated params know no GPU node (no --cluster-state).
+    assert_eq!(param("gpuNodes"), "");
+
+    let options = cluster::service_account_options("gpu-admission", &cluster::policy_file()).arg("--native-params");
+    let _server = Webhook::start(options);
+    let hooks = kubectl(
+        &[
+            "get",
+            "mutatingwebhookconfigurations,validatingwebhookconfigurations",
+            "-o",
+            "name",
+        ],
+        None,
+    );
+    assert_eq!(hooks.assert_success().stdout.trim(), "", "no webhook may be registered");
+
+    // The params follow the caches: the GPU nodes are there.
+    Wait::new("serve --native-params writes the caches' params", cluster::WAIT).until(|| {
+        let nodes = param("gpuNodes");
+        if nodes == "gpu-node-1,gpu-node-2" {
+            Ok(())
+        } else {
+            Err(nodes)
+        }
+    });
+    assert_eq!(param("perContainer.nvidia.com_gpu"), "4");
+    // The native policies decide: 5 slices are over 4 replicas, 3 are not.
+    Wait::new("the native policies refuse 5 slices", cluster::WAIT).until(|| {
+        let out = dry_run(&gpu_pod("five", 5));
+        if out.stderr.contains("[SLICES_CONTAINER_EXCEEDED]") {
+            Ok(())
+        } else {
+            Err(format!("{out:?}"))
+        }
+    });
+    let three = gpu_pod("three", 3);
+    dry_run(&three).assert_success();
+
+    // Time-slicing at 2 replicas: the same pod is refused, natively.
+    cluster::apply(
+        cp,
+        &cluster::config_map(&[("any", cluster::device_plugin_config(2, false))]),
+    );
+    Wait::new("the native decision follows the time-slicing ConfigMap", cluster::WAIT).until(|| {
+        let out = dry_run(&three);
+        if !out.success()
+            && out.stderr.contains("ValidatingAdmissionPolicy 'gpu-admission-slices'")
+            && out.stderr.contains("[SLICES_CONTAINER_EXCEEDED]")
+        {
+            Ok(())
+        } else {
+            Err(format!("{out:?}"))
+        }
+    });
+    assert_eq!(param("perContainer.nvidia.com_gpu"), "2");
+
+    // RBAC: update on that one ConfigMap, by name; nothing else.
+    assert_eq!(can_i("update", "configmaps/gpu-admission-native-params"), "yes");
+    for (verb, resource) in [
+        ("update", "configmaps/other"),
+        ("create", "configmaps"),
+        ("patch", "configmaps/gpu-admission-native-params"),
+        ("delete", "configmaps/gpu-admission-native-params"),
+    ] {
+        assert_eq!(can_i(verb, resource), "no", "{verb} {resource}");
+    }
+    cluster::baseline();
+}
