@@ -1,10 +1,14 @@
 //! `serve --cluster --native-params` on a real kube-apiserver 1.37, with no webhook registered:
 //! the params ConfigMap of the generated native policies follows the watch caches, so a change
 //! of the time-slicing ConfigMap changes a native decision within the wait's bound; the
-//! ServiceAccount may update that one ConfigMap and nothing else (deploy/components/native).
+//! ServiceAccount may update that one ConfigMap and nothing else (deploy/components/native-policies).
 //!
-//! Needs `GPU_ADMISSION_K8S_137_DIR` (scripts/test.sh exports it): without it, the test FAILS.
+//! Also: the three install modes (deploy/components/webhook, native, hybrid) render with
+//! kustomize and pass a server-side dry run.
+//!
+//! Needs `GPU_ADMISSION_K8S_137_DIR` (scripts/test.sh exports it): without it, the tests FAIL.
 
+use std::path::{Component, Path, PathBuf};
 use std::process::Command;
 
 use gpu_admission_testkit::Wait;
@@ -68,7 +72,7 @@ fn a_time_slicing_change_reaches_the_native_policies_without_a_webhook() {
         .expect("run gpu-admission generate native");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     kubectl(&["apply", "-f", s(dir.path())], None).assert_success();
-    let rbac = repo().join("deploy/components/native/rbac.yaml");
+    let rbac = repo().join("deploy/components/native-policies/rbac.yaml");
     kubectl(&["apply", "-f", s(&rbac)], None).assert_success();
     // The generated params know no GPU node (no --cluster-state).
     assert_eq!(param("gpuNodes"), "");
@@ -137,4 +141,82 @@ fn a_time_slicing_change_reaches_the_native_policies_without_a_webhook() {
         assert_eq!(can_i(verb, resource), "no", "{verb} {resource}");
     }
     cluster::baseline();
+}
+
+/// `to` relative to `from` (both absolute).
+fn relative(from: &Path, to: &Path) -> PathBuf {
+    let (f, t): (Vec<Component>, Vec<Component>) = (from.components().collect(), to.components().collect());
+    let common = f.iter().zip(&t).take_while(|(a, b)| a == b).count();
+    let mut out = PathBuf::new();
+    for _ in common..f.len() {
+        out.push("..");
+    }
+    for c in &t[common..] {
+        out.push(c);
+    }
+    out
+}
+
+/// deploy/base with the provided-certs component and the mode's, rendered by kustomize.
+fn render_mode(mode: &str) -> Vec<Value> {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("install-modes")
+        .join(mode);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let deploy = relative(&dir, &repo().join("deploy"));
+    let text = format!(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - {base}\ncomponents:\n  - {certs}\n  - {mode}\n",
+        base = deploy.join("base").display(),
+        certs = deploy.join("components/provided-certs").display(),
+        mode = deploy.join("components").join(mode).display(),
+    );
+    std::fs::write(dir.join("kustomization.yaml"), text).expect("write kustomization");
+    let out = kubectl(&["kustomize", s(&dir)], None);
+    out.assert_success();
+    let yaml = out.stdout.replace("${CA_BUNDLE}", &webhook::ca_bundle("not a real CA"));
+    webhook::yaml_documents(&yaml)
+}
+
+#[test]
+fn the_three_install_modes_render_and_pass_a_server_side_dry_run() {
+    cp();
+    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "gpu-admission"}});
+    kubectl(&["apply", "-f", "-"], Some(&ns.to_string())).assert_success();
+    for (mode, mutating_webhook, validating_webhook, native) in [
+        ("webhook", true, true, false),
+        ("native", false, false, true),
+        ("hybrid", false, true, true),
+    ] {
+        let docs = render_mode(mode);
+        let count = |kind: &str| docs.iter().filter(|d| d["kind"] == kind).count();
+        assert_eq!(
+            count("MutatingWebhookConfiguration"),
+            usize::from(mutating_webhook),
+            "{mode}"
+        );
+        assert_eq!(
+            count("ValidatingWebhookConfiguration"),
+            usize::from(validating_webhook),
+            "{mode}"
+        );
+        assert_eq!(count("MutatingAdmissionPolicy"), usize::from(native), "{mode}");
+        assert_eq!(count("ValidatingAdmissionPolicy"), if native { 9 } else { 0 }, "{mode}");
+        let deployment = docs.iter().find(|d| d["kind"] == "Deployment").expect("Deployment");
+        let args = deployment["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
+        assert_eq!(args.contains("--native-params"), native, "{mode}: {args}");
+        if mode == "hybrid" {
+            // The webhook gets GPU workloads and DRA claims only: no hostPath, no tolerations.
+            let v = docs
+                .iter()
+                .find(|d| d["kind"] == "ValidatingWebhookConfiguration")
+                .unwrap();
+            for w in v["webhooks"].as_array().unwrap() {
+                let text = w["matchConditions"].to_string();
+                assert!(text.contains("resourceClaims") && !text.contains("hostPath"), "{text}");
+            }
+        }
+        let list = json!({"apiVersion": "v1", "kind": "List", "items": docs}).to_string();
+        let out = kubectl(&["apply", "--server-side", "--dry-run=server", "-f", "-"], Some(&list));
+        assert!(out.success(), "{mode}: {out:?}");
+    }
 }

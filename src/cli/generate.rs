@@ -27,6 +27,14 @@ pub enum GenerateCommand {
         #[arg(long, default_value = "gpu-admission")]
         service_name: String,
     },
+    /// Every generated file of deploy/ (webhook configurations, native policies and params,
+    /// the hybrid mode's patch), written under ROOT (the repository).
+    Deploy {
+        #[command(flatten)]
+        policy: PolicyFlags,
+        #[arg(long, default_value = ".", value_name = "ROOT")]
+        root: PathBuf,
+    },
     /// ValidatingAdmissionPolicies, a MutatingAdmissionPolicy and their params ConfigMap: the
     /// rules without a webhook (README "Native mode"), on stdout or as files in `-o DIR`.
     Native {
@@ -58,6 +66,14 @@ pub fn run(args: GenerateArgs) -> Result<Done, CliError> {
             print!("{text}");
             Ok(Done::Clean)
         }
+        GenerateCommand::Deploy { policy, root } => {
+            let policy = policy.load()?;
+            let files = generate::deploy_files(&policy).map_err(|e| CliError::Failed(e.to_string()))?;
+            for (name, text) in files {
+                write(&root.join(name), &text)?;
+            }
+            Ok(Done::Clean)
+        }
         GenerateCommand::Native {
             policy,
             cluster_state,
@@ -71,16 +87,20 @@ pub fn run(args: GenerateArgs) -> Result<Done, CliError> {
                     print!("{}", texts.join("---\n"));
                 }
                 Some(dir) => {
-                    std::fs::create_dir_all(&dir)
-                        .map_err(|e| CliError::Failed(format!("cannot create {}: {e}", dir.display())))?;
                     for (name, text) in files {
-                        let path = dir.join(name);
-                        std::fs::write(&path, text)
-                            .map_err(|e| CliError::Failed(format!("cannot write {}: {e}", path.display())))?;
+                        write(&dir.join(name), &text)?;
                     }
                 }
             }
             Ok(Done::Clean)
         }
     }
+}
+
+/// Writes `text` to `path`, creating its directory.
+fn write(path: &std::path::Path, text: &str) -> Result<(), CliError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| CliError::Failed(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    std::fs::write(path, text).map_err(|e| CliError::Failed(format!("cannot write {}: {e}", path.display())))
 }

@@ -40,8 +40,44 @@ fn deploy_webhooks_is_what_the_default_policy_generates() {
     let generated = webhooks_yaml(&Policy::embedded_default().unwrap(), &Service::default()).unwrap();
     assert!(
         on_disk == generated,
-        "deploy/webhooks/webhooks.yaml differs from the generated configurations: run\n  cargo run -- generate webhooks > deploy/webhooks/webhooks.yaml"
+        "deploy/webhooks/webhooks.yaml differs from the generated configurations: run\n  cargo run -- generate deploy"
     );
+}
+
+#[test]
+fn every_generated_deploy_file_is_what_the_default_policy_generates() {
+    let files = super::deploy_files(&Policy::embedded_default().unwrap()).unwrap();
+    assert_eq!(files.len(), 5);
+    let mut stale = Vec::new();
+    for (name, generated) in files {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(&name);
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(generated.as_str()) {
+            stale.push(name);
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "{stale:?} differ from what the default policy generates: run\n  cargo run -- generate deploy"
+    );
+}
+
+#[test]
+fn hybrid_sends_only_what_needs_nodes_and_claims() {
+    let patch = super::webhooks::hybrid_patch(&Policy::embedded_default().unwrap());
+    let ops = patch.as_sequence().unwrap();
+    assert_eq!(ops.len(), 3);
+    for (i, op) in ops.iter().enumerate() {
+        assert_eq!(op["path"], format!("/webhooks/{i}/matchConditions").as_str());
+        let text = op["value"].as_sequence().unwrap().last().unwrap()["expression"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            text.contains("resourceClaims") && text.contains("nvidia.com/"),
+            "{text}"
+        );
+        assert!(!text.contains("hostPath") && !text.contains("tolerations"), "{text}");
+    }
 }
 
 #[test]

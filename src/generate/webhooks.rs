@@ -132,9 +132,23 @@ pub fn targets() -> Vec<Target> {
     out
 }
 
-/// The matchCondition sending a pod spec to `rules`, except where each skips it (`leave_out`:
-/// namespaces the namespaceSelector already leaves out). `None`: no rule is on.
-pub fn sends(policy: &Policy, rules: &[Active], path: &SpecPath, leave_out: &[String]) -> Option<Value> {
+/// The matchCondition sending a pod spec to `rules` for the triggers in `only`, except where
+/// each rule skips it (`leave_out`: namespaces the namespaceSelector already leaves out).
+/// `None`: no rule is on.
+/// Every trigger: the webhook mode.
+pub const ALL_TRIGGERS: &[Trigger] = &[Trigger::HostPath, Trigger::Lands, Trigger::GpuAsk];
+
+/// Hybrid mode: the webhook only for what needs the cluster's nodes and DRA objects (GPU
+/// workloads and pods with claims); the native policies take the rest.
+pub const HYBRID_TRIGGERS: &[Trigger] = &[Trigger::GpuAsk];
+
+pub fn sends(
+    policy: &Policy,
+    rules: &[Active],
+    path: &SpecPath,
+    leave_out: &[String],
+    only: &[Trigger],
+) -> Option<Value> {
     let p = path.expr();
     let mut clauses = Vec::new();
     let mut names = Vec::new();
@@ -143,6 +157,9 @@ pub fn sends(policy: &Policy, rules: &[Active], path: &SpecPath, leave_out: &[St
         (Trigger::Lands, "can-land-on-gpu-nodes"),
         (Trigger::GpuAsk, "asks-for-gpu"),
     ] {
+        if !only.contains(&trigger) {
+            continue;
+        }
         let by: Vec<&Active> = rules.iter().filter(|a| a.send.triggers.contains(&trigger)).collect();
         if by.is_empty() {
             continue;
@@ -167,6 +184,16 @@ pub fn sends(policy: &Policy, rules: &[Active], path: &SpecPath, leave_out: &[St
     names.reverse();
     let expression = format!("{} &&\n({})", path.guard(), cel::indent(&clauses.join(" ||\n")));
     Some(map([("name", s(&names.join("-or-"))), ("expression", s(&expression))]))
+}
+
+/// The matchConditions of one webhook.
+fn conditions(policy: &Policy, target: &Target, mutating: bool, only: &[Trigger]) -> Value {
+    let rules = exempt::active(policy, mutating);
+    let leave_out = exempt::union(policy, &exempt::common(&rules));
+    let mut conditions: Vec<Value> = target.template_changed().into_iter().collect();
+    let nothing = map([("name", s("no-rule-is-on")), ("expression", s("false"))]);
+    conditions.push(sends(policy, &rules, &target.path, &leave_out, only).unwrap_or(nothing));
+    list(conditions)
 }
 
 fn webhook(policy: &Policy, svc: &Service, target: &Target, mutating: bool) -> Value {
@@ -203,11 +230,26 @@ fn webhook(policy: &Policy, svc: &Service, target: &Target, mutating: bool) -> V
     push(&mut w, "clientConfig", map([("service", service)]));
     push(&mut w, "rules", target.rules(target.operations()));
     push(&mut w, "namespaceSelector", exempt::namespace_selector(&leave_out));
-    let mut conditions: Vec<Value> = target.template_changed().into_iter().collect();
-    let nothing = map([("name", s("no-rule-is-on")), ("expression", s("false"))]);
-    conditions.push(sends(policy, &rules, &target.path, &leave_out).unwrap_or(nothing));
-    push(&mut w, "matchConditions", list(conditions));
+    push(
+        &mut w,
+        "matchConditions",
+        conditions(policy, target, mutating, ALL_TRIGGERS),
+    );
     w
+}
+
+/// Hybrid mode (deploy/components/hybrid): the JSON patch (RFC 6902) that narrows the
+/// validating configuration's matchConditions to GPU workloads and pods with DRA claims, whose
+/// decisions need the candidate nodes and the claims; the native policies decide the rest, and
+/// the mutating configuration is dropped (the MutatingAdmissionPolicy patches).
+pub fn hybrid_patch(policy: &Policy) -> Value {
+    list(targets().iter().enumerate().map(|(i, target)| {
+        map([
+            ("op", s("replace")),
+            ("path", s(&format!("/webhooks/{i}/matchConditions"))),
+            ("value", conditions(policy, target, false, HYBRID_TRIGGERS)),
+        ])
+    }))
 }
 
 fn configuration(kind: &str, webhooks: Vec<Value>) -> Value {

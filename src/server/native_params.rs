@@ -3,7 +3,7 @@
 //! caches compute, so the native policies follow the cluster with no webhook on the admission
 //! path.
 //!
-//! The ConfigMap must exist (deploy/components/native creates it): RBAC grants `update` on it by
+//! The ConfigMap must exist (deploy/components/native-policies ships it): RBAC grants `update` on it by
 //! `resourceNames`, nothing more, so it is replaced whole and unconditionally (ConfigMaps allow
 //! an update without a resourceVersion). Nothing is written before the caches have synced, nor
 //! when the computed data did not change; a failed write is retried on the next change or tick.
