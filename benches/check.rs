@@ -39,7 +39,7 @@ fn engine_only(bencher: Bencher) {
     bencher.counter(ItemsCount::new(OBJECTS)).bench(|| {
         let mut checked = 0usize;
         for m in &objects {
-            if let Some((report, _decision)) = evaluate_manifest(&policy, black_box(m), "default") {
+            if let Some(report) = evaluate_manifest(&policy, black_box(m), "default") {
                 checked += black_box(report).violations.len() + 1;
             }
         }
@@ -57,7 +57,6 @@ fn yaml_to_reports(bencher: Bencher) {
         objects
             .into_iter()
             .filter_map(|at| evaluate_object(&policy, &source.file, at, "default"))
-            .map(|(report, _)| report)
             .collect::<Vec<_>>()
     });
 }

@@ -209,7 +209,6 @@ fn main() {
             objects
                 .into_iter()
                 .filter_map(|at| evaluate_object(&policy, &source.file, at, "default"))
-                .map(|(report, _)| report)
                 .collect::<Vec<_>>()
         },
     );

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 pub const MAX_WARNING_CHARS: usize = 120;
 
 /// `allowed`, `mutated` or `denied`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     Allowed,

@@ -452,7 +452,8 @@ fn check_cluster_state_decides_as_the_server() {
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
-        serde_json::from_str::<Vec<Value>>(&stdout).unwrap_or_else(|e| panic!("check JSON: {e}: {stdout}"))
+        let doc: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("check JSON: {e}: {stdout}"));
+        doc["results"].as_array().expect("check JSON has `results`").clone()
     };
     let state = dir.join("state");
     let dump = |args: &[&str], file: &str| {

@@ -137,8 +137,7 @@ fn count_ignored(dir: &Path, kept: &HashSet<PathBuf>) -> usize {
 /// A Helm chart's `templates/` (beside its `Chart.yaml`): not manifests until rendered, so
 /// `helm template … | gpu-admission check -` reads them.
 fn is_chart_templates(path: &Path) -> bool {
-    path.file_name().is_some_and(|n| n == "templates")
-        && path.parent().is_some_and(|p| p.join("Chart.yaml").is_file())
+    path.file_name().is_some_and(|n| n == "templates") && path.parent().is_some_and(|p| p.join("Chart.yaml").is_file())
 }
 
 fn has_extension(path: &Path) -> bool {
@@ -177,6 +176,8 @@ mod tests {
             "build/d.yaml",
             "vendor/e.json",
             "README.md",
+            "chart/Chart.yaml",
+            "chart/templates/t.yaml",
         ] {
             std::fs::write(root.join(f), "a: 1\n").unwrap();
         }
@@ -192,8 +193,8 @@ mod tests {
         assert_eq!(names, ["apps/a/x.yaml", "apps/b.yml", "chart/Chart.yaml"]);
         assert!(found.errors.is_empty(), "{:?}", found.errors);
         assert_eq!(
-            found.skipped.ignored, 2,
-            "build/d.yaml and vendor/e.json: {:?}",
+            found.skipped.ignored, 3,
+            "build/d.yaml, vendor/e.json, the chart's template: {:?}",
             found.skipped
         );
         assert_eq!(found.skipped.symlink_loops, 1, "{:?}", found.skipped);

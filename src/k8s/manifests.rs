@@ -88,6 +88,12 @@ impl SourceFile {
 
 /// Reads one file (or stdin for `-`) into its documents.
 pub fn read_file(path: &Path) -> Result<SourceFile, InputError> {
+    let (file, text) = read_text(path)?;
+    SourceFile::parse(file, text)
+}
+
+/// Reads one file (or stdin for `-`): its name as reports print it, and its text.
+pub fn read_text(path: &Path) -> Result<(String, String), InputError> {
     let stdin = path.as_os_str() == "-";
     let file = if stdin {
         "-".to_string()
@@ -101,7 +107,7 @@ pub fn read_file(path: &Path) -> Result<SourceFile, InputError> {
         std::fs::read_to_string(path).map(|t| text = t)
     };
     read.map_err(|e| InputError::new(file.clone(), None, format!("cannot read: {e}")))?;
-    SourceFile::parse(file, text)
+    Ok((file, text))
 }
 
 /// A YAML parse error: the document, the line where the parser stopped, the message.

@@ -187,7 +187,7 @@ fn yaml(value: &Value) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::k8s::yaml_pos::index;
+    use crate::k8s::yaml_pos::{Record, index};
     use serde_json::json;
 
     fn add(path: &str, value: Value) -> PatchOperation {
@@ -195,7 +195,7 @@ mod tests {
     }
 
     fn edit(text: &str, ops: &[PatchOperation]) -> Result<String, String> {
-        let docs = index(text, true)?;
+        let docs = index(text, Record::All)?;
         Ok(apply(text, insertions(text, &docs[0], "", ops)?))
     }
 

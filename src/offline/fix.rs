@@ -13,8 +13,8 @@ use crate::k8s::yaml_edit;
 use crate::k8s::yaml_pos::DocIndex;
 
 /// The fixed text of `source`, or why it cannot be edited safely (the file is then left as it
-/// is). `docs` is the full position index of its text.
-pub fn fix_text(source: &SourceFile, docs: &[DocIndex], reports: &[Report]) -> Result<String, String> {
+/// is). `docs` holds the full position index of each document to edit.
+pub fn fix_text(source: &SourceFile, docs: &[Option<DocIndex>], reports: &[Report]) -> Result<String, String> {
     let mut insertions = Vec::new();
     let mut expected = source.documents.clone();
     for r in reports.iter().filter(|r| r.decision == Outcome::Mutated) {
@@ -22,7 +22,10 @@ pub fn fix_text(source: &SourceFile, docs: &[DocIndex], reports: &[Report]) -> R
             Some(i) => format!("document {} items[{i}] ({what})", r.document),
             None => format!("document {} ({what})", r.document),
         };
-        let doc = docs.get(r.document).ok_or_else(|| at("no position"))?;
+        let doc = docs
+            .get(r.document)
+            .and_then(Option::as_ref)
+            .ok_or_else(|| at("its YAML positions are not known"))?;
         let base = r.item.map(|i| format!("/items/{i}")).unwrap_or_default();
         let found = yaml_edit::insertions(&source.text, doc, &base, &r.patch.0).map_err(|e| at(&e))?;
         insertions.extend(found);

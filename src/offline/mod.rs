@@ -12,6 +12,10 @@ use crate::k8s::manifests::{self as input, InputError, Manifest, ObjectRef, Sour
 use crate::k8s::yaml_pos::{self, DocIndex};
 
 pub mod fix;
+mod lines;
+mod parallel;
+
+pub use parallel::check_text;
 
 /// One object's result, as printed by `--output json`.
 #[derive(Debug, Clone, Serialize)]
@@ -67,11 +71,7 @@ impl std::ops::Deref for FixFinding {
 }
 
 /// Evaluates one manifest offline; `None` for objects that are not workloads.
-pub fn evaluate_manifest(
-    effective: &Effective,
-    manifest: &Manifest,
-    default_namespace: &str,
-) -> Option<(Report, Decision)> {
+pub fn evaluate_manifest(effective: &Effective, manifest: &Manifest, default_namespace: &str) -> Option<Report> {
     let at = ObjectRef {
         document: manifest.document,
         item: manifest.item,
@@ -86,7 +86,7 @@ pub fn evaluate_object(
     file: &str,
     at: ObjectRef<'_>,
     default_namespace: &str,
-) -> Option<(Report, Decision)> {
+) -> Option<Report> {
     let object = at.object;
     let metadata = object.get("metadata");
     let namespace = metadata
@@ -95,7 +95,7 @@ pub fn evaluate_object(
         .filter(|n| !n.is_empty())
         .unwrap_or(default_namespace);
     let ctx = Context::create(namespace, Stage::Offline);
-    let decision = engine::evaluate(effective, object, &ctx);
+    let decision: Decision = engine::evaluate(effective, object, &ctx);
     if matches!(
         decision.skipped,
         Some(SkipReason::NotCovered | SkipReason::UnservedVersion)
@@ -112,35 +112,32 @@ pub fn evaluate_object(
     let name = Some(text("name"))
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| text("generateName"));
-    let report = Report {
+    // Moved, not copied: `check` holds a report per object of files of any size.
+    let decision_outcome = decision.outcome();
+    let Decision {
+        violations,
+        warnings,
+        patch,
+        fixes,
+        ..
+    } = decision;
+    Some(Report {
         file: file.to_string(),
         document: at.document,
         item: at.item,
         kind: object.get("kind").and_then(Value::as_str).unwrap_or("").to_string(),
         namespace: namespace.to_string(),
         name,
-        decision: decision.outcome(),
+        decision: decision_outcome,
         line: None,
-        violations: decision
-            .violations
-            .iter()
-            .map(|v| Finding {
-                violation: v.clone(),
-                line: None,
-            })
+        violations: violations
+            .into_iter()
+            .map(|violation| Finding { violation, line: None })
             .collect(),
-        fixes: decision
-            .fixes
-            .iter()
-            .map(|f| FixFinding {
-                fix: f.clone(),
-                line: None,
-            })
-            .collect(),
-        warnings: decision.warnings.clone(),
-        patch: decision.patch.clone(),
-    };
-    Some((report, decision))
+        fixes: fixes.into_iter().map(|fix| FixFinding { fix, line: None }).collect(),
+        warnings,
+        patch,
+    })
 }
 
 /// How `check` reads a file's objects.
@@ -212,27 +209,18 @@ pub fn check_source(
             continue;
         }
         match evaluate_object(effective, &source.file, at, opts.namespace) {
-            Some((report, _)) => out.reports.push(report),
+            Some(report) => out.reports.push(report),
             None => out.skips.not_workloads += 1,
         }
     }
-    let detailed = out
-        .reports
-        .iter()
-        .any(|r| !r.violations.is_empty() || !r.fixes.is_empty());
-    let index = yaml_pos::index(&source.text, detailed)
-        .ok()
-        .filter(|docs| docs.len() == source.documents.len());
-    if let Some(docs) = &index {
-        for r in &mut out.reports {
-            locate(r, &docs[r.document]);
+    let docs = lines::positions(source, &out.reports, opts.fix);
+    for r in &mut out.reports {
+        if let Some(doc) = &docs[r.document] {
+            locate(r, doc);
         }
     }
     if opts.fix && out.reports.iter().any(|r| r.decision == Outcome::Mutated) {
-        out.fix = Some(match &index {
-            Some(docs) => fix::fix_text(source, docs, &out.reports),
-            None => Err("the YAML positions of this file are not known".into()),
-        });
+        out.fix = Some(fix::fix_text(source, &docs, &out.reports));
     }
     Ok(out)
 }

@@ -164,7 +164,7 @@ fn check_codes(object: &Value) -> (String, Vec<&'static str>) {
         item: None,
         object,
     };
-    let (report, _) = offline::evaluate_object(&effective, "strict.yaml", at, "default").expect("a workload");
+    let report = offline::evaluate_object(&effective, "strict.yaml", at, "default").expect("a workload");
     let decision = serde_json::to_value(report.decision).unwrap();
     let codes = report.violations.iter().map(|v| v.code).collect();
     (decision.as_str().unwrap_or_default().to_string(), codes)

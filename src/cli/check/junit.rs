@@ -8,6 +8,7 @@ use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::CheckRun;
 use super::render::outcome_word;
+use crate::decision::Action;
 
 pub fn render(run: &CheckRun) -> String {
     let mut suites: BTreeMap<&str, TestSuite> = BTreeMap::new();
@@ -19,7 +20,8 @@ pub fn render(run: &CheckRun) -> String {
         name.push(')');
         let mut detail = String::new();
         for v in &r.violations {
-            let _ = writeln!(detail, "{:?} {} {}: {}", v.action, v.code, v.path, v.message);
+            let action = if v.action == Action::Warn { "warn" } else { "deny" };
+            let _ = writeln!(detail, "{action} {} {}: {}", v.code, v.path, v.message);
         }
         for f in &r.fixes {
             let _ = writeln!(detail, "fix {}: {} gets {}", f.code, f.path, f.summary);

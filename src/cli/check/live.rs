@@ -67,7 +67,7 @@ pub fn run(args: CheckArgs) -> Result<Done, CliError> {
             object,
         };
         match evaluate_object(&effective, SOURCE, at, "default") {
-            Some((report, _)) => run.reports.push(report),
+            Some(report) => run.reports.push(report),
             None => run.skips.not_workloads += 1,
         }
     }

@@ -11,7 +11,7 @@ use super::{CliError, Done, PolicyFlags};
 use crate::decision::{Action, Outcome};
 use crate::k8s::discover::{FileSkips, discover};
 use crate::k8s::manifests::{self as input, InputError};
-use crate::offline::{CheckOptions, ObjectSkips, Report, check_source};
+use crate::offline::{CheckOptions, ObjectSkips, Report, check_text};
 
 mod junit;
 mod live;
@@ -19,6 +19,7 @@ mod render;
 mod sarif;
 
 pub use live::LiveArgs;
+pub use render::outcome_word;
 
 /// `--help`'s account of the exit codes.
 pub const EXIT_CODES: &str = "Exit codes:
@@ -154,16 +155,17 @@ pub fn run(args: CheckArgs) -> Result<Done, CliError> {
         ..CheckRun::default()
     };
     let mut fixed_out = String::new();
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
     for path in &found.files {
-        let source = match input::read_file(path) {
-            Ok(s) => s,
+        let (file, text) = match input::read_text(path) {
+            Ok(read) => read,
             Err(e) => {
                 run.errors.push(e);
                 continue;
             }
         };
         run.files += 1;
-        let checked = match check_source(&effective, &source, opts) {
+        let checked = match check_text(&effective, &file, &text, opts, threads) {
             Ok(c) => c,
             Err(e) => {
                 run.errors.push(e);
@@ -174,8 +176,8 @@ pub fn run(args: CheckArgs) -> Result<Done, CliError> {
         run.errors.extend(checked.errors);
         run.skips += checked.skips;
         if args.fix {
-            let text = checked.fix.unwrap_or_else(|| Ok(source.text.clone()));
-            fix_one(&args, path, &source, text, &mut run, &mut fixed_out);
+            let fixed = checked.fix.unwrap_or_else(|| Ok(text.clone()));
+            fix_one(&args, path, &file, &text, fixed, &mut run, &mut fixed_out);
         }
     }
     finish(&args, run, &fixed_out)
@@ -185,17 +187,19 @@ pub fn run(args: CheckArgs) -> Result<Done, CliError> {
 fn fix_one(
     args: &CheckArgs,
     path: &std::path::Path,
-    source: &input::SourceFile,
+    file: &str,
+    original: &str,
     text: Result<String, String>,
     run: &mut CheckRun,
     fixed_out: &mut String,
 ) {
-    let file = source.file.clone();
-    let changed = text.as_ref().is_ok_and(|t| *t != source.text);
+    let file = file.to_string();
+    let changed = text.as_ref().is_ok_and(|t| t != original);
     let result = match text {
         Err(reason) => {
             if !args.write && !args.diff {
-                fixed_out.push_str(&source.text);
+                fixed_out.push_str(&format!("# Source: {file}\n---\n"));
+                fixed_out.push_str(original);
             }
             Err(reason)
         }
@@ -224,7 +228,7 @@ fn fix_one(
             if !changed {
                 return;
             }
-            let diff = similar::TextDiff::from_lines(source.text.as_str(), text.as_str());
+            let diff = similar::TextDiff::from_lines(original, text.as_str());
             let header = format!("a/{file}");
             let new = format!("b/{file}");
             fixed_out.push_str(&diff.unified_diff().header(&header, &new).to_string());

@@ -86,12 +86,20 @@ pub fn json(run: &CheckRun) -> String {
             Err(reason) => json!({"file": e.file, "status": "unchanged", "reason": reason}),
         })
         .collect();
-    let doc = json!({
-        "results": run.reports,
-        "errors": run.errors,
-        "fixes": edits,
-        "summary": summary(run),
-    });
+    // Serialized in place, not through a `Value` copy of every report.
+    #[derive(serde::Serialize)]
+    struct Out<'a> {
+        results: &'a [crate::offline::Report],
+        errors: &'a [crate::k8s::manifests::InputError],
+        fixes: Vec<serde_json::Value>,
+        summary: serde_json::Value,
+    }
+    let doc = Out {
+        results: &run.reports,
+        errors: &run.errors,
+        fixes: edits,
+        summary: summary(run),
+    };
     let mut out =
         serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\": \"cannot render: {e}\"}}"));
     out.push('\n');

@@ -96,6 +96,13 @@ struct CheckBinArgs {
     /// Timed runs (the median is reported).
     #[arg(long, default_value_t = 5)]
     runs: usize,
+    /// Output formats to time (`text` is the default report).
+    #[arg(long, value_delimiter = ',', default_value = "text,json,junit,sarif,github")]
+    formats: Vec<String>,
+    /// Another build to time in the same run, interleaved run by run, for a ratio (only in the
+    /// formats it has: text and json for builds before issue 13).
+    #[arg(long)]
+    baseline_bin: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -670,6 +677,41 @@ fn table(title: &str, scenarios: &[Scenario], servers: &[Server], results: &[&Ru
 
 // === check-bin ===
 
+/// One `check` run of `bin` over `file`: (seconds, peak RSS in KiB).
+fn time_check(bin: &std::path::Path, extra: &[&str], file: &std::path::Path) -> Result<(f64, u64), String> {
+    let started = Instant::now();
+    let mut child = Command::new(bin)
+        .arg("check")
+        .args(extra)
+        .arg(file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("{}: {e}", bin.display()))?;
+    let pid = child.id();
+    let mut hwm = 0;
+    // Poll the peak RSS while it runs (VmHWM only grows; the last read is close to the peak).
+    let status = loop {
+        if let Some(kib) = status_kib(pid, "VmHWM") {
+            hwm = hwm.max(kib);
+        }
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) => std::thread::sleep(Duration::from_millis(2)),
+            Err(e) => return Err(e.to_string()),
+        }
+    };
+    let elapsed = started.elapsed().as_secs_f64();
+    // 1: some objects are denied (the mix has denials on purpose); 2 would be an error.
+    if status.code() != Some(1) {
+        return Err(format!(
+            "{} check {extra:?} exited with {status} (expected 1: the mix has denials)",
+            bin.display()
+        ));
+    }
+    Ok((elapsed, hwm))
+}
+
 fn check_bin(args: CheckBinArgs) -> ExitCode {
     if args.objects == 0 || args.objects > 1_000_000 || args.runs == 0 || args.runs > 50 {
         eprintln!("error: --objects 1..1000000, --runs 1..50");
@@ -686,61 +728,50 @@ fn check_bin(args: CheckBinArgs) -> ExitCode {
         std::fs::metadata(&file).map(|m| m.len() / 1_000_000).unwrap_or(0),
         args.runs
     );
-    for (label, extra) in [("text report", &[][..]), ("--output json", &["--output", "json"][..])] {
-        let mut times = Vec::new();
-        let mut hwm = 0;
+    for format in &args.formats {
+        let extra = ["--output", format.as_str()];
+        let mut bins = vec![("", &args.server_bin)];
+        if let Some(base) = &args.baseline_bin
+            && matches!(format.as_str(), "text" | "json")
+        {
+            bins.push(("baseline ", base));
+        }
+        let mut times = vec![Vec::new(); bins.len()];
+        let mut hwm = vec![0; bins.len()];
         for _ in 0..args.runs {
-            let started = Instant::now();
-            let mut child = match Command::new(&args.server_bin)
-                .arg("check")
-                .args(extra)
-                .arg(&file)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-            {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: {}: {e}", args.server_bin.display());
-                    return ExitCode::from(2);
-                }
-            };
-            let pid = child.id();
-            // Poll the peak RSS while it runs (VmHWM only grows; the last read is close to the peak).
-            let status = loop {
-                if let Some(kib) = status_kib(pid, "VmHWM") {
-                    hwm = hwm.max(kib);
-                }
-                match child.try_wait() {
-                    Ok(Some(status)) => break status,
-                    Ok(None) => std::thread::sleep(Duration::from_millis(2)),
+            for (i, (_, bin)) in bins.iter().enumerate() {
+                match time_check(bin, &extra, &file) {
+                    Ok((t, kib)) => {
+                        times[i].push(t);
+                        hwm[i] = hwm[i].max(kib);
+                    }
                     Err(e) => {
                         eprintln!("error: {e}");
-                        return ExitCode::from(2);
+                        return ExitCode::from(1);
                     }
                 }
-            };
-            let elapsed = started.elapsed().as_secs_f64();
-            // 1: some objects are denied (the mix has denials on purpose); 2 would be an error.
-            if status.code() != Some(1) {
-                eprintln!("error: check exited with {status} (expected 1: the mix has denials)");
-                return ExitCode::from(1);
             }
-            times.push(elapsed);
         }
-        let t = load::median(times);
-        println!(
-            "  {label:<14} median {:>7.1} ms  {:>8.0} objects/s  {:>6.2} us/object  peak RSS ~{:.0} MiB  (target > 20,000 objects/s: {})",
-            t * 1e3,
-            args.objects as f64 / t,
-            t * 1e6 / args.objects as f64,
-            hwm as f64 / 1024.0,
-            if args.objects as f64 / t > 20_000.0 {
-                "met"
+        let rates: Vec<f64> = times
+            .iter()
+            .map(|t| args.objects as f64 / load::median(t.clone()))
+            .collect();
+        for (i, (who, _)) in bins.iter().enumerate() {
+            let t = args.objects as f64 / rates[i];
+            let label = format!("{who}--output {format}");
+            let ratio = if i == 0 && rates.len() > 1 {
+                format!("  {:.2}x the baseline", rates[0] / rates[1])
             } else {
-                "MISSED"
-            }
-        );
+                String::new()
+            };
+            println!(
+                "  {label:<26} median {:>7.1} ms  {:>8.0} objects/s  {:>6.2} us/object  peak RSS ~{:.0} MiB{ratio}",
+                t * 1e3,
+                rates[i],
+                t * 1e6 / args.objects as f64,
+                hwm[i] as f64 / 1024.0,
+            );
+        }
     }
     ExitCode::SUCCESS
 }

@@ -6,10 +6,25 @@
 //! two things: line numbers in `check`'s reports, and `check --fix --write`, which inserts the
 //! added fields into the original text (see [`super::yaml_edit`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::Marker;
+
+mod walk;
+
+use walk::Walk;
+
+/// Which nodes an index records (the document and `items` lines are always kept).
+#[derive(Debug, Clone, Copy)]
+pub enum Record<'a> {
+    /// None: the cheap index every file gets.
+    Lines,
+    /// Every node (what `--fix` edits).
+    All,
+    /// Only these pointers (the fields a report names, and their ancestors).
+    Only(&'a HashSet<String>),
+}
 
 /// What kind of node a position is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,19 +79,18 @@ pub struct DocIndex {
     pub has_anchors: bool,
 }
 
-/// Indexes every document of `text`. With `full`, every node is recorded by pointer; without,
-/// only the document and `items` lines (cheap enough for every file `check` reads).
+/// Indexes every document of `text`, recording the nodes `record` asks for.
 ///
 /// libyaml (behind `serde_yaml_ng`, which reads the values) accepts flow continuation lines
 /// indented no deeper than their block (`args: [` … `]` at the key's column, as real manifests
 /// have it); yaml-rust2 refuses them. Such a line is indented further in a copy of the text,
 /// and every offset is mapped back, so the index still describes the original text.
-pub fn index(text: &str, full: bool) -> Result<Vec<DocIndex>, String> {
+pub fn index(text: &str, record: Record<'_>) -> Result<Vec<DocIndex>, String> {
     let mut copy = std::borrow::Cow::Borrowed(text);
     // (offset in the copy where spaces were added, how many), in increasing offsets.
     let mut padded: Vec<(usize, usize)> = Vec::new();
     for _ in 0..64 {
-        match index_once(&copy, full) {
+        match index_once(&copy, record) {
             Ok(mut docs) => {
                 if !copy.is_ascii() {
                     bytes_from_chars(&copy, &mut docs);
@@ -142,7 +156,7 @@ fn unpad(docs: &mut [DocIndex], padded: &[(usize, usize)]) {
     }
 }
 
-fn index_once(text: &str, full: bool) -> Result<Vec<DocIndex>, yaml_rust2::ScanError> {
+fn index_once(text: &str, record: Record<'_>) -> Result<Vec<DocIndex>, yaml_rust2::ScanError> {
     let mut parser = Parser::new_from_str(text);
     let mut docs: Vec<DocIndex> = Vec::new();
     let mut walk = Walk::default();
@@ -158,11 +172,109 @@ fn index_once(text: &str, full: bool) -> Result<Vec<DocIndex>, yaml_rust2::ScanE
             }
             other => {
                 let Some(doc) = docs.last_mut() else { continue };
-                walk.event(text, other, pos, full, doc);
+                walk.event(text, other, pos, record, doc);
             }
         }
     }
     Ok(docs)
+}
+
+/// A document's place in the text: from its `---` line (or the start of the text) to the next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub start: usize,
+    pub end: usize,
+    /// The line (1-based) at `start`.
+    pub line: usize,
+    /// The first line with content (not blank, not a comment): where the root node starts.
+    pub content_line: Option<usize>,
+}
+
+/// The documents of `text` by their `---` lines, without parsing: a `---` at column 0 starts a
+/// document wherever it is (YAML forbids it inside any scalar). `None` where a line scan cannot
+/// be sure (`%` directives, `...` document ends): index the whole text instead.
+pub fn split(text: &str) -> Option<Vec<Span>> {
+    let mut spans: Vec<Span> = Vec::new();
+    let mut current = Span {
+        start: 0,
+        end: text.len(),
+        line: 1,
+        content_line: None,
+    };
+    // The text before the first `---` is a document only if it has content.
+    let mut marked = false;
+    let mut at = 0;
+    for (i, raw) in text.split_inclusive('\n').enumerate() {
+        let line = raw.trim_end_matches(['\n', '\r']);
+        let n = i + 1;
+        if is_marker(line, "---") {
+            if marked || current.content_line.is_some() {
+                current.end = at;
+                spans.push(current);
+            }
+            marked = true;
+            let rest = line[3..].trim();
+            current = Span {
+                start: at,
+                end: text.len(),
+                line: n,
+                content_line: (!rest.is_empty() && !rest.starts_with('#')).then_some(n),
+            };
+        } else if line.starts_with('%') || is_marker(line, "...") {
+            return None;
+        } else if current.content_line.is_none() {
+            let t = line.trim_start();
+            if !t.is_empty() && !t.starts_with('#') {
+                current.content_line = Some(n);
+            }
+        }
+        at += raw.len();
+    }
+    if marked || current.content_line.is_some() {
+        spans.push(current);
+    }
+    Some(spans)
+}
+
+fn is_marker(line: &str, marker: &str) -> bool {
+    line.strip_prefix(marker)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t']))
+}
+
+/// Indexes the one document of `span`, with lines and offsets in the whole text.
+pub fn index_span(text: &str, span: Span, record: Record<'_>) -> Result<DocIndex, String> {
+    let mut docs = index(&text[span.start..span.end], record)?;
+    if docs.len() != 1 {
+        return Err(format!("{} documents where one was expected", docs.len()));
+    }
+    let mut doc = docs.remove(0);
+    let lines = span.line - 1;
+    let shift = |p: &mut Pos| {
+        p.line += lines;
+        p.offset += span.start;
+    };
+    doc.line += lines;
+    for l in &mut doc.item_lines {
+        *l += lines;
+    }
+    for node in doc.nodes.values_mut() {
+        shift(&mut node.start);
+        shift(&mut node.end);
+        if let Some(k) = &mut node.key_line {
+            *k += lines;
+        }
+    }
+    Ok(doc)
+}
+
+/// `pointer` and every pointer above it (`/a/b` → `""`, `/a`, `/a/b`), for [`Record::Only`].
+pub fn with_ancestors(pointer: &str, into: &mut HashSet<String>) {
+    into.insert(pointer.to_string());
+    let mut p = pointer;
+    while let Some(i) = p.rfind('/') {
+        p = &p[..i];
+        into.insert(p.to_string());
+    }
 }
 
 /// One JSON pointer token: `~` and `/` escaped.
@@ -216,143 +328,6 @@ impl DocIndex {
     }
 }
 
-#[derive(Debug)]
-enum Frame {
-    Map { key: Option<(String, usize)> },
-    Seq { index: usize },
-}
-
-/// The walk through one document's events.
-///
-/// yaml-rust2 marks a block mapping's or sequence's start event after its first token, so a
-/// collection's start is taken from the first scalar inside it; a flow collection's start mark is
-/// its `{` or `[`. The end mark of a collection is the start of the token after it.
-#[derive(Debug, Default)]
-struct Walk {
-    /// Open collections: the frame, the pointer of its node, whether its start is known.
-    frames: Vec<(Frame, String, bool)>,
-}
-
-impl Walk {
-    fn event(&mut self, text: &str, event: Event, pos: Pos, full: bool, doc: &mut DocIndex) {
-        match event {
-            Event::MappingEnd | Event::SequenceEnd => {
-                if let Some((_, pointer, _)) = self.frames.pop()
-                    && let Some(node) = doc.nodes.get_mut(&pointer)
-                {
-                    node.end = pos;
-                }
-                self.advance();
-            }
-            Event::Scalar(value, _, anchor, _) => {
-                doc.has_anchors |= anchor != 0;
-                self.started(pos, full, doc);
-                if let Some((Frame::Map { key }, ..)) = self.frames.last_mut()
-                    && key.is_none()
-                {
-                    *key = Some((value, pos.line));
-                    return;
-                }
-                self.node(NodeKind::Scalar, pos, false, full, doc);
-                self.advance();
-            }
-            Event::Alias(_) => {
-                doc.has_anchors = true;
-                self.started(pos, full, doc);
-                if let Some((Frame::Map { key }, ..)) = self.frames.last_mut()
-                    && key.is_none()
-                {
-                    *key = Some((String::new(), pos.line));
-                    return;
-                }
-                self.advance();
-            }
-            Event::MappingStart(anchor, _) | Event::SequenceStart(anchor, _) => {
-                doc.has_anchors |= anchor != 0;
-                let is_map = matches!(event, Event::MappingStart(..));
-                if let Some((Frame::Map { key: None }, ..)) = self.frames.last() {
-                    // A mapping or sequence as a key.
-                    doc.has_anchors = true;
-                }
-                let flow = matches!(text.as_bytes().get(pos.offset), Some(b'{' | b'['));
-                if flow {
-                    self.started(pos, full, doc);
-                }
-                let kind = if is_map { NodeKind::Map } else { NodeKind::Seq };
-                let pointer = self.node(kind, pos, flow, full, doc);
-                let frame = if is_map {
-                    Frame::Map { key: None }
-                } else {
-                    Frame::Seq { index: 0 }
-                };
-                self.frames.push((frame, pointer, flow));
-            }
-            _ => {}
-        }
-    }
-
-    /// The first token inside every open collection whose start is not known yet.
-    fn started(&mut self, pos: Pos, full: bool, doc: &mut DocIndex) {
-        for (_, pointer, started) in self.frames.iter_mut().rev() {
-            if *started {
-                break;
-            }
-            *started = true;
-            if pointer.is_empty() {
-                doc.line = pos.line;
-            } else if let Some(line) = items_index(pointer).and_then(|i| doc.item_lines.get_mut(i)) {
-                *line = pos.line;
-            }
-            if full && let Some(node) = doc.nodes.get_mut(pointer.as_str()) {
-                node.start = pos;
-            }
-        }
-    }
-
-    /// Records a node starting at `pos` under the current frame; returns its pointer.
-    fn node(&mut self, kind: NodeKind, pos: Pos, flow: bool, full: bool, doc: &mut DocIndex) -> String {
-        let (pointer, key_line) = match self.frames.last() {
-            None => (String::new(), None),
-            Some((Frame::Map { key }, parent, _)) => {
-                let (k, line) = key.as_ref().map(|(k, l)| (k.as_str(), Some(*l))).unwrap_or(("", None));
-                (format!("{parent}/{}", escape_token(k)), line)
-            }
-            Some((Frame::Seq { index }, parent, _)) => (format!("{parent}/{index}"), None),
-        };
-        if self.frames.is_empty() {
-            doc.line = pos.line;
-        }
-        if items_index(&pointer).is_some() {
-            doc.item_lines.push(pos.line);
-        }
-        if full {
-            let node = Node {
-                kind,
-                start: pos,
-                end: pos,
-                flow,
-                key_line,
-            };
-            doc.nodes.insert(pointer.clone(), node);
-        }
-        pointer
-    }
-
-    /// After a value: a map waits for its next key, a sequence counts the item.
-    fn advance(&mut self) {
-        match self.frames.last_mut() {
-            Some((Frame::Map { key }, ..)) => *key = None,
-            Some((Frame::Seq { index }, ..)) => *index += 1,
-            None => {}
-        }
-    }
-}
-
-/// `i` for the pointer `/items/i` of a List's item.
-fn items_index(pointer: &str) -> Option<usize> {
-    pointer.strip_prefix("/items/").and_then(|i| i.parse().ok())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,7 +336,7 @@ mod tests {
 
     #[test]
     fn documents_items_and_nodes_have_their_lines() {
-        let docs = index(TEXT, true).unwrap();
+        let docs = index(TEXT, Record::All).unwrap();
         assert_eq!(docs.len(), 3);
         assert_eq!(docs[0].line, 2);
         assert!(
@@ -408,15 +383,15 @@ mod tests {
 
     #[test]
     fn anchors_and_bad_yaml_are_reported() {
-        let docs = index("a: &x 1\nb: *x\n", true).unwrap();
+        let docs = index("a: &x 1\nb: *x\n", Record::All).unwrap();
         assert!(docs[0].has_anchors);
-        assert!(index("a: [1, 2\n", true).is_err());
+        assert!(index("a: [1, 2\n", Record::All).is_err());
     }
 
     #[test]
     fn flow_lines_indented_like_their_key_are_indexed_in_the_original_offsets() {
         let text = "spec:\n  args: [\n    \"a\"\n  ]\n  env:\n  - name: x\n";
-        let docs = index(text, true).unwrap();
+        let docs = index(text, Record::All).unwrap();
         let env = docs[0].nodes["/spec/env"];
         assert_eq!(&text[env.start.offset..env.start.offset + 4], "name");
         assert_eq!(docs[0].line_of("/spec/env/0/name"), Some(6));
@@ -425,15 +400,35 @@ mod tests {
     #[test]
     fn offsets_are_bytes_after_multibyte_characters() {
         let text = "a: 1 # （注）\nb:\n  c: 2\n";
-        let docs = index(text, true).unwrap();
+        let docs = index(text, Record::All).unwrap();
         let c = docs[0].nodes["/b/c"];
         assert_eq!(&text[c.start.offset..c.start.offset + 1], "2");
         assert_eq!(docs[0].nodes["/b"].end.offset, text.len());
     }
 
     #[test]
+    fn spans_split_at_document_markers_and_index_in_the_whole_texts_lines() {
+        let spans = split(TEXT).unwrap();
+        assert_eq!(spans.len(), 3);
+        assert_eq!((spans[0].line, spans[0].content_line), (1, Some(2)));
+        assert_eq!((spans[1].line, spans[1].content_line), (12, None));
+        assert_eq!((spans[2].line, spans[2].content_line), (14, Some(15)));
+        let mut want = HashSet::new();
+        with_ancestors("/items/1/kind", &mut want);
+        let doc = index_span(TEXT, spans[2], Record::Only(&want)).unwrap();
+        assert_eq!(doc.item_lines, vec![17, 18]);
+        assert_eq!(doc.line_of("/items/1/kind"), Some(18));
+        assert!(!doc.nodes.contains_key("/items/0/kind"), "only what was asked");
+        let kind = doc.nodes["/items/1/kind"];
+        assert_eq!(&TEXT[kind.start.offset..kind.start.offset + 1], "B");
+        assert_eq!(split("%YAML 1.2\n---\na: 1\n"), None, "directives: not sure");
+        assert_eq!(split("---\na: 1\n").unwrap().len(), 1);
+        assert_eq!(split("a: |\n  ---x\n---\n").unwrap().len(), 2);
+    }
+
+    #[test]
     fn the_cheap_index_has_no_nodes_but_the_lines() {
-        let docs = index(TEXT, false).unwrap();
+        let docs = index(TEXT, Record::Lines).unwrap();
         assert!(docs[0].nodes.is_empty());
         assert_eq!(docs[2].item_lines, vec![17, 18]);
     }
