@@ -52,6 +52,10 @@ pub struct ServeArgs {
     /// Largest request body accepted (UPDATE reviews carry two objects); larger gets 413.
     #[arg(long, env = "GPU_ADMISSION_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Body bytes of large reviews (over 256 KiB) read and decoded at once (at least one body
+    /// of --max-body-bytes); the others wait, up to half --body-timeout-ms, then get 503.
+    #[arg(long, env = "GPU_ADMISSION_MAX_INFLIGHT_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub max_inflight_body_bytes: usize,
     /// Time allowed for the TLS handshake and for each request's headers (HTTP/1.1; also closes
     /// keep-alive connections idle that long).
     #[arg(long, env = "GPU_ADMISSION_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
@@ -142,6 +146,7 @@ pub fn run(args: ServeArgs) -> Result<Done, CliError> {
     config.policy = args.policy.policy.clone();
     config.time_slicing = args.policy.time_slicing.clone();
     config.max_body_bytes = args.max_body_bytes;
+    config.max_inflight_body_bytes = args.max_inflight_body_bytes;
     config.header_timeout = Duration::from_millis(args.header_timeout_ms.max(1));
     config.body_timeout = Duration::from_millis(args.body_timeout_ms.max(1));
     config.max_connections = args.max_connections.max(1);

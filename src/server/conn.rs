@@ -30,6 +30,9 @@ use super::{ServerConfig, Shared};
 /// crowded out by webhook clients, nor the other way round).
 pub const ADMIN_MAX_CONNECTIONS: usize = 64;
 
+/// HTTP/2 flow-control windows (connection and stream).
+const WINDOW_BYTES: u32 = 256 * 1024;
+
 /// Binds `addr` with `backlog` pending connections at most (SO_REUSEADDR, as std does).
 pub fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
@@ -63,6 +66,10 @@ impl Http {
             b.http2()
                 .timer(TokioTimer::new())
                 .max_concurrent_streams(256)
+                // Body bytes buffered before the handler reads them (it waits for the decode
+                // budget first): 256 KiB per connection, not hyper's 1 MiB.
+                .initial_connection_window_size(WINDOW_BYTES)
+                .initial_stream_window_size(WINDOW_BYTES)
                 .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX))
                 .keep_alive_interval(Some(config.keepalive_interval))
                 .keep_alive_timeout(config.keepalive_timeout);

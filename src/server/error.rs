@@ -33,6 +33,9 @@ pub enum ApiError {
     /// 405.
     #[error("{method} is not allowed on {path}: use POST")]
     MethodNotAllowed { method: String, path: String },
+    /// 503: waited the body timeout for the decode budget (other reviews hold it).
+    #[error("busy: other reviews hold the decode budget; waited {waited_ms} ms")]
+    Overloaded { waited_ms: u128 },
     /// 500: a handler panicked (logged and counted; the server goes on).
     #[error("internal error (logged)")]
     Internal,
@@ -43,7 +46,7 @@ pub enum ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NotReady | ApiError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::BodyRead(_) | ApiError::Review(_) => StatusCode::BAD_REQUEST,
@@ -58,6 +61,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::NotReady => "not_ready",
+            ApiError::Overloaded { .. } => "overloaded",
             ApiError::BodyTooLarge { .. } => "body_too_large",
             ApiError::BodyTimeout { .. } => "body_timeout",
             ApiError::BodyRead(_) => "body_read_error",
@@ -121,6 +125,7 @@ mod tests {
                 405,
                 "method_not_allowed",
             ),
+            (ApiError::Overloaded { waited_ms: 1 }, 503, "overloaded"),
             (ApiError::Internal, 500, "internal_error"),
         ];
         for (error, status, code) in cases {

@@ -30,6 +30,7 @@ use crate::engine::Effective;
 use crate::policy::Policy;
 
 mod admin;
+mod budget;
 mod conn;
 mod error;
 mod guard;
@@ -62,6 +63,9 @@ pub struct ServerConfig {
     /// The device-plugin time-slicing config applied on top of the policy.
     pub time_slicing: Option<PathBuf>,
     pub max_body_bytes: usize,
+    /// Body bytes of large reviews (over 256 KiB) read and decoded at once; at least one body
+    /// of `max_body_bytes`. Small reviews have a pool of their own (4 MiB).
+    pub max_inflight_body_bytes: usize,
     /// TLS handshake and HTTP/1 request-header read (idle keep-alive connections included).
     pub header_timeout: Duration,
     /// Reading the whole request body.
@@ -107,6 +111,7 @@ impl ServerConfig {
             policy: None,
             time_slicing: None,
             max_body_bytes: 8 * 1024 * 1024,
+            max_inflight_body_bytes: 8 * 1024 * 1024,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             max_connections: 1024,
@@ -148,6 +153,8 @@ pub struct Shared {
     pub certs: Arc<tls::CertResolver>,
     /// Why the last serving pair was refused (cleared when one is taken): `/readyz` names it.
     pub cert_error: Mutex<Option<String>>,
+    /// The decode budget: body bytes and decoding threads.
+    pub budget: budget::Budget,
     /// The webhook's TLS configuration, rebuilt when the client CA changes.
     pub tls: ArcSwap<rustls::ServerConfig>,
     pub metrics: Metrics,
@@ -198,6 +205,32 @@ impl Shared {
         let facts = self.cluster.get().map(|watch| Arc::new(watch.facts(base.spec())));
         self.policy.store(Some(Arc::new(Effective::from_parts(base, facts))));
     }
+}
+
+/// The admin port on a thread and runtime of its own: `/livez` and `/readyz` answer however
+/// busy the webhook's runtime is. The returned receiver resolves when its loop has ended.
+fn admin_thread(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<tokio::sync::oneshot::Receiver<()>> {
+    let listener = listener.into_std()?;
+    let (done, ended) = tokio::sync::oneshot::channel();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    std::thread::Builder::new().name("admin".into()).spawn(move || {
+        runtime.block_on(async move {
+            match tokio::net::TcpListener::from_std(listener) {
+                Ok(listener) => {
+                    let router = admin::router(shared.clone());
+                    let grace = Duration::from_secs(1);
+                    conn::accept_loop(conn::Kind::Admin, listener, router, shared, shutdown, grace).await;
+                }
+                Err(error) => tracing::error!(%error, "admin port: cannot serve"),
+            }
+        });
+        let _ = done.send(());
+    })?;
+    Ok(ended)
 }
 
 /// Now, in Unix seconds.
@@ -308,6 +341,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         source,
     })?;
 
+    let cores = budget::Budget::cores();
+    let budget = budget::Budget::new(config.max_inflight_body_bytes, config.max_body_bytes, cores);
     let shared = Arc::new(Shared {
         config,
         policy: ArcSwapOption::empty(),
@@ -316,6 +351,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         started_unix_ms: now_unix_ms(),
         certs,
         cert_error: Mutex::new(None),
+        budget,
         tls: ArcSwap::from_pointee(tls_config),
         metrics: Metrics::new(),
         shutting_down: AtomicBool::new(false),
@@ -368,14 +404,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         shutdown.subscribe(),
         cfg.shutdown_grace,
     ));
-    let admin = tokio::spawn(conn::accept_loop(
-        conn::Kind::Admin,
-        admin_listener,
-        admin::router(shared.clone()),
-        shared.clone(),
-        admin_shutdown.subscribe(),
-        Duration::from_secs(1),
-    ));
+    let admin = admin_thread(admin_listener, shared.clone(), admin_shutdown.subscribe()).map_err(|source| {
+        StartError::Bind {
+            addr: admin_addr,
+            source,
+        }
+    })?;
     tracing::info!(%addr, %admin_addr, "listening (webhook HTTPS, admin HTTP)");
 
     let mut rx = shutdown.subscribe();

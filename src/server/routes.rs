@@ -58,18 +58,37 @@ async fn handle(State(shared): State<Arc<Shared>>, endpoint: Endpoint, req: Requ
         tracing::warn!(target: "gpu_admission::review", %endpoint, code, message = %error, "request rejected");
         return error.into_response();
     }
-    let body = match read_body(&shared, req.into_body()).await {
-        Ok(b) => b,
-        Err(error) => {
-            let code = error.code();
-            metrics.error(code);
-            tracing::warn!(target: "gpu_admission::review", %endpoint, code, message = %error, "request rejected");
-            return error.into_response();
+    // Permits for the body's size before a byte of it is read (the body limit when unknown).
+    let max = shared.config.max_body_bytes;
+    let size = HttpBody::size_hint(req.body())
+        .exact()
+        .map_or(max, |n| usize::try_from(n).unwrap_or(max));
+    // Half the body timeout at most in the queue: a request never waits longer than the one
+    // ahead of it may take to send its body.
+    let wait = shared.config.body_timeout / 2;
+    let busy = || ApiError::Overloaded {
+        waited_ms: wait.as_millis(),
+    };
+    let answer = async {
+        let _bytes = shared.budget.body(size.min(max), wait).await.map_err(|_| busy())?;
+        let body = read_body(&shared, req.into_body()).await?;
+        let _decoder = shared.budget.decoder(body.len(), wait).await.map_err(|_| busy())?;
+        // Decode, evaluate and encode on a blocking thread: never on the async I/O threads.
+        let decoded = tokio::task::spawn_blocking(move || {
+            admission::review(&policy, endpoint, &body).map(|(review, summary)| (admission::encode(&review), summary))
+        })
+        .await;
+        match decoded {
+            Ok(result) => result.map_err(ApiError::Review),
+            Err(join) => {
+                metrics.error("panic");
+                tracing::error!(%endpoint, error = %join, "review panicked; answered 500");
+                Err(ApiError::Internal)
+            }
         }
     };
-    match admission::review(&policy, endpoint, &body) {
-        Ok((review, summary)) => {
-            let bytes = admission::encode(&review);
+    match answer.await {
+        Ok((bytes, summary)) => {
             let elapsed = start.elapsed();
             metrics.observe_review(&summary, elapsed.as_secs_f64());
             tracing::info!(
@@ -94,10 +113,12 @@ async fn handle(State(shared): State<Arc<Shared>>, endpoint: Endpoint, req: Requ
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
             resp
         }
-        Err(e) => {
-            metrics.error(e.code);
-            tracing::warn!(target: "gpu_admission::review", %endpoint, code = e.code, error = %e.message, "bad review");
-            ApiError::Review(e).into_response()
+        Err(ApiError::Internal) => ApiError::Internal.into_response(),
+        Err(error) => {
+            let code = error.code();
+            metrics.error(code);
+            tracing::warn!(target: "gpu_admission::review", %endpoint, code, message = %error, "request rejected");
+            error.into_response()
         }
     }
 }
