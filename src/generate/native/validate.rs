@@ -7,8 +7,8 @@ use super::checks::{self, Check};
 use super::params;
 use super::pod;
 use crate::decision::Action;
-use crate::generate::exempt;
-use crate::generate::webhooks::{Target, targets};
+use crate::generate::exempt::{self, Active};
+use crate::generate::webhooks::{ALL_TRIGGERS, Target, sends, targets};
 use crate::generate::yaml::{list, map, s, strs};
 use crate::policy::Policy;
 
@@ -16,6 +16,8 @@ use crate::policy::Policy;
 /// and its checks.
 pub struct Family {
     pub name: &'static str,
+    /// The engine rules it expresses (their triggers narrow its matchConditions).
+    pub rules: &'static [&'static str],
     pub action: Action,
     pub exempt: Vec<String>,
     pub checks: Vec<Check>,
@@ -27,48 +29,56 @@ pub fn families(policy: &Policy) -> Vec<Family> {
     let mut out = vec![
         Family {
             name: "slices",
+            rules: &["slices"],
             action: r.slices.action,
             exempt: r.slices.exempt_namespaces.clone(),
             checks: checks::slices(),
         },
         Family {
             name: "slices-unknown-resource",
+            rules: &["slices"],
             action: r.slices.unknown_resource_action,
             exempt: r.slices.exempt_namespaces.clone(),
             checks: checks::unknown_resource(policy),
         },
         Family {
             name: "host-path",
+            rules: &["hostPath"],
             action: r.host_path.action,
             exempt: r.host_path.exempt_namespaces.clone(),
             checks: checks::host_path(policy),
         },
         Family {
             name: "placement",
+            rules: &["placement"],
             action: r.placement.action,
             exempt: r.placement.exempt_namespaces.clone(),
             checks: checks::placement(policy, true),
         },
         Family {
             name: "tolerations",
+            rules: &["tolerations"],
             action: r.tolerations.action,
             exempt: r.tolerations.exempt_namespaces.clone(),
             checks: checks::tolerations(policy, true),
         },
         Family {
             name: "priority",
+            rules: &["priority"],
             action: r.priority.action,
             exempt: r.priority.exempt_namespaces.clone(),
             checks: checks::priority(true),
         },
         Family {
             name: "visibility",
+            rules: &["visibility"],
             action: r.visibility.action,
             exempt: r.visibility.exempt_namespaces.clone(),
             checks: checks::visibility(true),
         },
         Family {
             name: "visibility-privileged",
+            rules: &["visibility"],
             action: r.visibility.privileged_action,
             exempt: r.visibility.exempt_namespaces.clone(),
             checks: checks::privileged(policy),
@@ -120,6 +130,7 @@ pub fn template_fixes(policy: &Policy) -> Family {
     );
     Family {
         name: "template-fixes",
+        rules: &["placement", "tolerations", "priority", "visibility"],
         action: Action::Warn,
         exempt: Vec::new(),
         checks: all,
@@ -155,6 +166,17 @@ pub fn policy_and_binding(policy: &Policy, family: &Family) -> [Value; 2] {
         })
         .collect();
     let has_spec = by_kind(&targets, |t| t.path.guard());
+    // As narrow as the webhooks: only pod specs one of the family's rules could report on.
+    let leave_out = exempt::union(policy, &family.exempt);
+    let expressed: Vec<Active> = exempt::active(policy, false)
+        .into_iter()
+        .filter(|a| family.rules.contains(&a.send.rule))
+        .collect();
+    let triggered = by_kind(&targets, |t| {
+        sends(policy, &expressed, &t.path, &leave_out, ALL_TRIGGERS)
+            .and_then(|c| c["expression"].as_str().map(str::to_string))
+            .unwrap_or_else(|| "false".into())
+    });
     let changed = by_kind(&targets, |t| t.template_changed_expr().unwrap_or_else(|| "true".into()));
     let spec_of = by_kind(&targets, |t| t.path.expr());
     let path_of = by_kind(&targets, |t| crate::generate::cel::quote(&t.path.segments.join(".")));
@@ -203,6 +225,7 @@ pub fn policy_and_binding(policy: &Policy, family: &Family) -> [Value; 2] {
                     list([
                         map([("name", s("has-pod-spec")), ("expression", s(&has_spec))]),
                         map([("name", s("template-changed")), ("expression", s(&changed))]),
+                        map([("name", s("may-be-reported")), ("expression", s(&triggered))]),
                     ]),
                 ),
                 ("variables", list(variables)),
