@@ -6,7 +6,8 @@
 //! review out). The layers, each using only those before it:
 //!
 //! [`decision`] → [`k8s`], [`certs`] → [`policy`] → `cluster` → [`engine`] → [`admission`],
-//! [`offline`] → [`server`] → `cli` (the binary's).
+//! [`offline`], `generate` (webhook configurations, native policies) → [`server`] → `cli` (the
+//! binary's).
 #![forbid(unsafe_code)]
 
 pub mod admission;
