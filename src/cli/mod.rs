@@ -22,6 +22,8 @@ mod generate;
 mod policy_cmd;
 mod review;
 mod serve;
+mod shell;
+mod test_cmd;
 
 /// gpu-admission: admission webhook and offline checker for GPU and edge-TPU workloads.
 #[derive(Debug, Parser)]
@@ -47,6 +49,12 @@ pub enum Command {
     Doctor(doctor::DoctorArgs),
     /// Write Kubernetes objects generated from the policy (webhook configurations).
     Generate(generate::GenerateArgs),
+    /// Run suites of manifests against the decisions they must get (gpu-admission-test.yaml).
+    Test(test_cmd::TestArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(shell::CompletionsArgs),
+    /// Print the man page (roff).
+    Man,
 }
 
 /// How a command ended, when it ran to its end.
@@ -102,6 +110,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Policy(args) => policy_cmd::run(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::Test(args) => test_cmd::run(args),
+        Command::Completions(args) => shell::completions(args),
+        Command::Man => shell::man(),
     };
     match result {
         Ok(Done::Clean) => ExitCode::SUCCESS,
