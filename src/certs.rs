@@ -13,6 +13,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
+use rustls_pki_types::pem::PemObject as _;
 use time::{Duration, OffsetDateTime};
 
 /// The development CA's subject; fixed so that a reused CA key reissues under the same name.
@@ -74,21 +75,52 @@ impl DevCa {
         Ok(ca)
     }
 
+    /// A new CA (ECDSA P-256) named `common_name`, valid from `not_before_unix` to
+    /// `not_after_unix` (Unix seconds): `serve --self-managed-certs` names each CA it makes
+    /// differently, so that two CAs in one caBundle never share a subject.
+    pub fn generate_named(common_name: &str, not_before_unix: i64, not_after_unix: i64) -> Result<Self, CertError> {
+        let key = KeyPair::generate()?;
+        let params = ca_params(common_name, (unix_time(not_before_unix)?, unix_time(not_after_unix)?))?;
+        let cert = params.self_signed(&key)?;
+        Ok(Self {
+            cert_pem: cert.pem(),
+            params,
+            key,
+        })
+    }
+
+    /// A CA from its certificate and key (PEM), as [`DevCa::generate_named`] made them: new
+    /// certificates are issued under the certificate's subject (common name and organization).
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, CertError> {
+        let der = rustls_pki_types::CertificateDer::from_pem_slice(cert_pem.as_bytes())
+            .map_err(|e| CertError::Invalid(format!("CA certificate: {e}")))?;
+        let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref())
+            .map_err(|e| CertError::Invalid(format!("CA certificate: {e}")))?;
+        let name = cert
+            .subject()
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+            .ok_or_else(|| CertError::Invalid("CA certificate: no common name".into()))?;
+        let validity = cert.validity();
+        let window = (
+            unix_time(validity.not_before.timestamp())?,
+            unix_time(validity.not_after.timestamp())?,
+        );
+        let params = ca_params(name, window)?;
+        let key = KeyPair::from_pem(key_pem)?;
+        if rcgen::PublicKeyData::subject_public_key_info(&key) != cert.public_key().raw {
+            return Err(CertError::Invalid("the CA key is not the CA certificate's".into()));
+        }
+        Ok(Self {
+            cert_pem: cert_pem.to_string(),
+            params,
+            key,
+        })
+    }
+
     fn from_key(key: KeyPair, valid_days: u32) -> Result<Self, CertError> {
-        let mut params = CertificateParams::new(Vec::<String>::new())?;
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, DEV_CA_NAME);
-        dn.push(DnType::OrganizationName, "gpu-admission");
-        params.distinguished_name = dn;
-        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let (nb, na) = validity(valid_days);
-        params.not_before = nb;
-        params.not_after = na;
+        let params = ca_params(DEV_CA_NAME, validity(valid_days))?;
         let cert = params.self_signed(&key)?;
         Ok(Self {
             cert_pem: cert.pem(),
@@ -122,10 +154,7 @@ impl DevCa {
         not_before_unix: i64,
         not_after_unix: i64,
     ) -> Result<Issued, CertError> {
-        let at = |t: i64| {
-            OffsetDateTime::from_unix_timestamp(t).map_err(|e| CertError::Invalid(format!("validity {t}: {e}")))
-        };
-        let window = (at(not_before_unix)?, at(not_after_unix)?);
+        let window = (unix_time(not_before_unix)?, unix_time(not_after_unix)?);
         let mut params = CertificateParams::new(hosts.to_vec())?;
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         self.issue(params, window)
@@ -162,6 +191,28 @@ impl DevCa {
     pub fn ca_bundle(&self) -> String {
         ca_bundle(&self.cert_pem)
     }
+}
+
+/// A CA's parameters: subject `common_name` + organization gpu-admission, CA key usages.
+fn ca_params(common_name: &str, (nb, na): (OffsetDateTime, OffsetDateTime)) -> Result<CertificateParams, CertError> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common_name);
+    dn.push(DnType::OrganizationName, "gpu-admission");
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.not_before = nb;
+    params.not_after = na;
+    Ok(params)
+}
+
+fn unix_time(t: i64) -> Result<OffsetDateTime, CertError> {
+    OffsetDateTime::from_unix_timestamp(t).map_err(|e| CertError::Invalid(format!("validity {t}: {e}")))
 }
 
 /// `notBefore` an hour ago (clock skew), `notAfter` in `days` days.
@@ -264,7 +315,6 @@ pub fn not_after_unix(der: &[u8]) -> Option<i64> {
 mod tests {
     use super::*;
     use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject as _;
 
     #[test]
     fn not_after_matches_the_issued_validity() {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::{CliError, Done, PolicyFlags};
 use crate::certs::{CertError, DevFiles};
+use crate::server::self_certs::{SelfCerts, plan::Timing};
 use crate::server::{ClusterSource, ServerConfig, shutdown, start, tls};
 
 /// Log output format.
@@ -30,7 +31,7 @@ pub struct ServeArgs {
         long,
         env = "GPU_ADMISSION_TLS_CERT",
         value_name = "FILE",
-        required_unless_present = "dev"
+        required_unless_present_any = ["dev", "self_managed_certs"]
     )]
     pub tls_cert: Option<PathBuf>,
     /// Serving private key (PEM); reloaded when it changes.
@@ -38,7 +39,7 @@ pub struct ServeArgs {
         long,
         env = "GPU_ADMISSION_TLS_KEY",
         value_name = "FILE",
-        required_unless_present = "dev"
+        required_unless_present_any = ["dev", "self_managed_certs"]
     )]
     pub tls_key: Option<PathBuf>,
     /// Serve only clients presenting a certificate issued by this CA (mTLS).
@@ -99,6 +100,8 @@ pub struct ServeArgs {
     /// (gpu-admission/gpu-admission-native-params) equal to the watch caches.
     #[arg(long, env = "GPU_ADMISSION_NATIVE_PARAMS", requires = "cluster")]
     pub native_params: bool,
+    #[command(flatten)]
+    pub self_certs: Box<SelfCertsArgs>,
     /// With --cluster: the kubeconfig to use instead of the in-cluster service account.
     #[arg(long, env = "GPU_ADMISSION_KUBECONFIG", value_name = "FILE", requires = "cluster")]
     pub kubeconfig: Option<PathBuf>,
@@ -113,6 +116,69 @@ pub struct ServeArgs {
     /// SANs of the --dev serving certificate (repeatable).
     #[arg(long = "dev-host", value_name = "NAME", default_values_t = ["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()])]
     pub dev_hosts: Vec<String>,
+}
+
+/// `serve --cluster --self-managed-certs SECRET`: certificates without cert-manager (README
+/// "Self-managed certificates"). The defaults match deploy/components/self-managed-certs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SelfCertsArgs {
+    /// With --cluster: keep a CA and the serving certificate in this Secret of --namespace
+    /// (made when missing), serve it, write its CA into both webhook configurations' caBundle,
+    /// rotate before expiry. Replaces --tls-cert/--tls-key.
+    #[arg(long, env = "GPU_ADMISSION_SELF_MANAGED_CERTS", value_name = "SECRET", requires = "cluster",
+          conflicts_with_all = ["tls_cert", "tls_key", "dev"])]
+    pub self_managed_certs: Option<String>,
+    /// The server's namespace (the Secret's and the Service's).
+    #[arg(long, env = "GPU_ADMISSION_NAMESPACE", default_value = "gpu-admission")]
+    pub namespace: String,
+    /// The Service the API server calls: the serving certificate's SANs are its DNS names.
+    #[arg(long, env = "GPU_ADMISSION_SERVICE", default_value = "gpu-admission")]
+    pub service: String,
+    /// Another SAN of the serving certificate (DNS name or IP address; repeatable).
+    #[arg(long = "serving-host", value_name = "NAME")]
+    pub serving_hosts: Vec<String>,
+    /// The MutatingWebhookConfiguration whose webhooks get the caBundle.
+    #[arg(long, env = "GPU_ADMISSION_MUTATING_WEBHOOK", default_value = "gpu-admission")]
+    pub mutating_webhook: String,
+    /// The ValidatingWebhookConfiguration whose webhooks get the caBundle.
+    #[arg(long, env = "GPU_ADMISSION_VALIDATING_WEBHOOK", default_value = "gpu-admission")]
+    pub validating_webhook: String,
+    /// Validity of a new serving certificate (90 days).
+    #[arg(long, env = "GPU_ADMISSION_SERVING_VALID_SECS", default_value_t = Timing::default().serving_valid_secs)]
+    pub serving_valid_secs: i64,
+    /// A serving certificate is replaced this long before its notAfter (30 days).
+    #[arg(long, env = "GPU_ADMISSION_SERVING_ROTATE_BEFORE_SECS", default_value_t = Timing::default().serving_rotate_before_secs)]
+    pub serving_rotate_before_secs: i64,
+    /// Validity of a new CA (10 years).
+    #[arg(long, env = "GPU_ADMISSION_CA_VALID_SECS", default_value_t = Timing::default().ca_valid_secs)]
+    pub ca_valid_secs: i64,
+    /// The next CA joins the caBundle this long before the CA's notAfter (1 year).
+    #[arg(long, env = "GPU_ADMISSION_CA_ROTATE_BEFORE_SECS", default_value_t = Timing::default().ca_rotate_before_secs)]
+    pub ca_rotate_before_secs: i64,
+    /// ...and signs serving certificates once it has been in the caBundle this long (1 day).
+    #[arg(long, env = "GPU_ADMISSION_CA_OVERLAP_SECS", default_value_t = Timing::default().ca_overlap_secs)]
+    pub ca_overlap_secs: i64,
+}
+
+impl SelfCertsArgs {
+    fn config(&self) -> Option<SelfCerts> {
+        let secret = self.self_managed_certs.clone()?;
+        Some(SelfCerts {
+            secret,
+            namespace: self.namespace.clone(),
+            service: self.service.clone(),
+            extra_hosts: self.serving_hosts.clone(),
+            mutating_webhook: self.mutating_webhook.clone(),
+            validating_webhook: self.validating_webhook.clone(),
+            timing: Timing {
+                serving_valid_secs: self.serving_valid_secs.max(1),
+                serving_rotate_before_secs: self.serving_rotate_before_secs.max(0),
+                ca_valid_secs: self.ca_valid_secs.max(1),
+                ca_rotate_before_secs: self.ca_rotate_before_secs.max(0),
+                ca_overlap_secs: self.ca_overlap_secs.max(0),
+            },
+        })
+    }
 }
 
 /// `gpu-admission serve`: exit 0 after a graceful shutdown, 1 if the server cannot start,
@@ -132,6 +198,8 @@ pub fn run(args: ServeArgs) -> Result<Done, CliError> {
             Err(e) => return Err(CliError::Input(format!("--dev: {e}"))),
         },
         (Some(c), Some(k), false) => (c.clone(), k.clone(), None),
+        // --self-managed-certs: no files (the pair comes from the Secret).
+        _ if args.self_certs.self_managed_certs.is_some() => (PathBuf::new(), PathBuf::new(), None),
         _ => {
             return Err(CliError::Input(
                 "--tls-cert and --tls-key are required (or --dev)".into(),
@@ -163,6 +231,7 @@ pub fn run(args: ServeArgs) -> Result<Done, CliError> {
             kubeconfig: args.kubeconfig.clone(),
         });
         config.native_params = args.native_params;
+        config.self_managed_certs = args.self_certs.config();
     }
     let grace = config.shutdown_grace;
 

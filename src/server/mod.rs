@@ -13,6 +13,7 @@
 //! - [`routes`]: `/mutate`, `/validate`, error bodies, the panic guard.
 //! - [`admin`]: `/livez`, `/readyz`, `/metrics`; [`metrics`]: the registry.
 //! - [`shutdown`]: the shutdown handle and signals.
+//! - [`self_certs`]: `--self-managed-certs` (a CA and serving pair kept in a Secret, caBundles).
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -38,6 +39,7 @@ mod metrics;
 mod native_params;
 mod reload;
 mod routes;
+pub mod self_certs;
 pub(crate) mod shutdown;
 pub mod tls;
 
@@ -95,6 +97,8 @@ pub struct ServerConfig {
     pub cluster: Option<ClusterSource>,
     /// With `cluster`: keep the native policies' params ConfigMap equal to the caches.
     pub native_params: bool,
+    /// With `cluster`: keep the serving pair and CA in a Secret and the caBundles (self_certs).
+    pub self_managed_certs: Option<self_certs::SelfCerts>,
     /// Route `POST /debug/panic` (a handler that panics), for tests of the panic guard.
     #[doc(hidden)]
     pub debug_panic_route: bool,
@@ -126,6 +130,7 @@ impl ServerConfig {
             watch_files: true,
             cluster: None,
             native_params: false,
+            self_managed_certs: None,
             debug_panic_route: false,
         }
     }
@@ -375,6 +380,14 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
                 client.clone(),
                 shared.clone(),
                 native,
+                shutdown.subscribe(),
+            ));
+        }
+        if let Some(certs) = shared.config.self_managed_certs.clone() {
+            tokio::spawn(self_certs::run(
+                client.clone(),
+                shared.clone(),
+                certs,
                 shutdown.subscribe(),
             ));
         }

@@ -55,7 +55,10 @@ impl Reloader {
 
     /// Checks every target once (the initial load, then on each event or poll).
     pub fn check_all(&mut self) {
-        self.check_cert();
+        // --self-managed-certs: the pair comes from the Secret (self_certs), not from files.
+        if self.shared.config.self_managed_certs.is_none() {
+            self.check_cert();
+        }
         self.check_client_ca();
         self.check_policy();
     }
@@ -184,9 +187,10 @@ impl Reloader {
     /// Every directory to watch: each file's directory, and the directory its symlinks resolve to.
     fn watch_dirs(&self) -> BTreeSet<PathBuf> {
         let cfg = &self.shared.config;
+        let from_files = cfg.self_managed_certs.is_none();
         let files = [
-            Some(&cfg.tls_cert),
-            Some(&cfg.tls_key),
+            Some(&cfg.tls_cert).filter(|_| from_files),
+            Some(&cfg.tls_key).filter(|_| from_files),
             cfg.client_ca.as_ref(),
             cfg.policy.as_ref(),
             cfg.time_slicing.as_ref(),
