@@ -228,16 +228,34 @@ fn the_readme_ci_examples_are_the_linted_files() {
     let readme = read("README.md");
     for file in ["examples/ci/github-actions.yaml", "examples/ci/gitlab-ci.yml"] {
         let text = read(file);
-        assert!(readme.contains(&format!("```yaml\n{text}```")), "README shows {file} verbatim");
+        assert!(
+            readme.contains(&format!("```yaml\n{text}```")),
+            "README shows {file} verbatim"
+        );
     }
     let (code, text) = lint(Path::new("examples/ci/github-actions.yaml"));
-    assert_eq!((code, text.as_str()), (0, ""), "actionlint on examples/ci/github-actions.yaml");
+    assert_eq!(
+        (code, text.as_str()),
+        (0, ""),
+        "actionlint on examples/ci/github-actions.yaml"
+    );
     let gitlab = yaml("examples/ci/gitlab-ci.yml");
     let script = gitlab["gpu-admission-check"]["script"].as_sequence().expect("a script");
-    assert!(script.iter().any(|l| l.as_str().unwrap_or_default().contains("gpu-admission check --output junit")));
+    assert!(script.iter().any(|l| {
+        l.as_str()
+            .unwrap_or_default()
+            .contains("gpu-admission check --output junit")
+    }));
     let repository = format!("--git {}", env!("CARGO_PKG_REPOSITORY"));
-    assert!(read("examples/ci/github-actions.yaml").contains(&repository), "installs from Cargo.toml's repository");
+    assert!(
+        read("examples/ci/github-actions.yaml").contains(&repository),
+        "installs from Cargo.toml's repository"
+    );
     let hooks = yaml(".pre-commit-hooks.yaml");
     let hooks = hooks.as_sequence().expect("a list of hooks");
-    assert!(hooks.iter().any(|h| h["id"] == "gpu-admission-check" && h["entry"] == "gpu-admission check" && h["language"] == "rust"));
+    assert!(
+        hooks.iter().any(|h| h["id"] == "gpu-admission-check"
+            && h["entry"] == "gpu-admission check"
+            && h["language"] == "rust")
+    );
 }
