@@ -62,6 +62,8 @@ fn can_i(verb: &str, resource: &str) -> String {
 #[test]
 fn a_time_slicing_change_reaches_the_native_policies_without_a_webhook() {
     let cp = cp();
+    // The nodes and the time-slicing ConfigMap are shared with the other tests here.
+    let _guard = cluster::lock();
     cluster::ensure_rbac();
     cluster::baseline();
     let dir = tempfile::tempdir().expect("tempdir");
@@ -216,7 +218,47 @@ fn the_three_install_modes_render_and_pass_a_server_side_dry_run() {
             }
         }
         let list = json!({"apiVersion": "v1", "kind": "List", "items": docs}).to_string();
-        let out = kubectl(&["apply", "--server-side", "--dry-run=server", "-f", "-"], Some(&list));
+        // --force-conflicts: the other tests of this binary may have applied (client-side) the
+        // same policies for real; a dry run takes them over without storing anything.
+        let args = [
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--dry-run=server",
+            "-f",
+            "-",
+        ];
+        let out = kubectl(&args, Some(&list));
         assert!(out.success(), "{mode}: {out:?}");
     }
+}
+
+/// `generate native --cluster`: the params from the live cluster, through the same watch caches
+/// as `serve --cluster` (the GPU nodes, their allocatable as the per-pod bound).
+#[test]
+fn generate_native_reads_the_params_from_the_live_cluster() {
+    let cp = cp();
+    let _guard = cluster::lock();
+    cluster::ensure_rbac();
+    cluster::baseline();
+    let out = Command::new(webhook::bin())
+        .args(["generate", "native", "--cluster", "--kubeconfig"])
+        .arg(cp.kubeconfig_path())
+        .output()
+        .expect("run gpu-admission generate native --cluster");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let docs = webhook::yaml_documents(&String::from_utf8_lossy(&out.stdout));
+    let params = docs.iter().find(|d| d["kind"] == "ConfigMap").expect("the params");
+    assert_eq!(params["data"]["gpuNodes"], "gpu-node-1,gpu-node-2");
+    assert_eq!(params["data"]["perPod.nvidia.com_gpu"], "8");
+    let known = params["data"]["knownClasses"].as_str().unwrap_or_default();
+    assert!(
+        known.contains("high-priority") && known.contains("medium-priority"),
+        "{known}"
+    );
+    assert!(
+        known.contains("system-node-critical"),
+        "the cluster's classes, not the policy's: {known}"
+    );
 }

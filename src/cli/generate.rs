@@ -1,11 +1,51 @@
 //! `gpu-admission generate webhooks|native`: Kubernetes objects from the policy.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Subcommand;
 
 use super::{CliError, Done, PolicyFlags};
+use crate::cluster::ClusterFacts;
+use crate::cluster::watch::ClusterWatch;
+use crate::engine::Effective;
 use crate::generate::{self, webhooks::Service};
+use crate::policy::Policy;
+use crate::server::ClusterSource;
+
+/// How long `generate native --cluster` waits for the caches' first sync.
+const SYNC_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The facts `serve --cluster` would decide with: its watch caches, once they have synced.
+fn live_facts(policy: &Policy, kubeconfig: Option<PathBuf>) -> Result<ClusterFacts, CliError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Failed(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async {
+        let client = crate::server::kube_client(&ClusterSource { kubeconfig })
+            .await
+            .map_err(|e| CliError::Failed(e.to_string()))?;
+        let watch = ClusterWatch::spawn(client, policy.spec());
+        let mut changes = watch.changes();
+        let deadline = tokio::time::sleep(SYNC_TIMEOUT);
+        tokio::pin!(deadline);
+        while !watch.synced() {
+            tokio::select! {
+                changed = changes.changed() => if changed.is_err() { break },
+                () = &mut deadline => {
+                    return Err(CliError::Failed(format!(
+                        "the cluster's {} did not sync within {} s",
+                        watch.unsynced().join(", "),
+                        SYNC_TIMEOUT.as_secs()
+                    )));
+                }
+            }
+        }
+        Ok(watch.facts(policy.spec()))
+    })
+}
 
 #[derive(Debug, clap::Args)]
 pub struct GenerateArgs {
@@ -41,8 +81,15 @@ pub enum GenerateCommand {
         #[command(flatten)]
         policy: PolicyFlags,
         /// Compute the params from a directory of cluster objects (as `check --cluster-state`).
-        #[arg(long, value_name = "DIR")]
+        #[arg(long, value_name = "DIR", conflicts_with = "cluster")]
         cluster_state: Option<PathBuf>,
+        /// Compute the params from the cluster itself: the watch caches of `serve --cluster`,
+        /// once synced (kubeconfig, or in-cluster).
+        #[arg(long)]
+        cluster: bool,
+        /// With --cluster: the kubeconfig to use.
+        #[arg(long, value_name = "FILE", requires = "cluster")]
+        kubeconfig: Option<PathBuf>,
         /// Write params.yaml, validating.yaml and mutating.yaml into DIR instead of stdout.
         #[arg(short = 'o', long = "output-dir", value_name = "DIR")]
         output_dir: Option<PathBuf>,
@@ -77,9 +124,17 @@ pub fn run(args: GenerateArgs) -> Result<Done, CliError> {
         GenerateCommand::Native {
             policy,
             cluster_state,
+            cluster,
+            kubeconfig,
             output_dir,
         } => {
-            let effective = policy.load_effective(cluster_state.as_deref())?;
+            let effective = if cluster {
+                let policy = policy.load()?;
+                let facts = live_facts(&policy, kubeconfig)?;
+                Effective::from_parts(Arc::new(policy), Some(Arc::new(facts)))
+            } else {
+                policy.load_effective(cluster_state.as_deref())?
+            };
             let files = generate::native_files(&effective).map_err(|e| CliError::Failed(e.to_string()))?;
             match output_dir {
                 None => {
