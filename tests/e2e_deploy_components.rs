@@ -1,5 +1,5 @@
 //! deploy/components (issue 14, items 3 and 4): every combination of a certificate mode
-//! (cert-manager, provided-certs) with the optional components (priorityclasses,
+//! (cert-manager, provided-certs, self-managed-certs) with the optional components (priorityclasses,
 //! network-policy, monitoring) renders with `kubectl kustomize`, carries the Argo CD sync waves,
 //! and passes a server-side dry run on the e2e kube-apiserver (stub CRDs for cert-manager and the
 //! Prometheus Operator). The Argo CD Application of examples/argocd is rendered as Argo CD
@@ -14,7 +14,7 @@ use gpu_admission_testkit::e2e::webhook::{self, WAIT, Webhook, WebhookOptions, r
 use serde_json::{Value, json};
 
 const OPTIONAL: [&str; 3] = ["priorityclasses", "network-policy", "monitoring"];
-const CERTS: [&str; 2] = ["cert-manager", "provided-certs"];
+const CERTS: [&str; 3] = ["cert-manager", "provided-certs", "self-managed-certs"];
 
 /// `to` relative to `from` (both absolute): kustomize refuses absolute paths.
 fn relative(from: &Path, to: &Path) -> PathBuf {
@@ -84,7 +84,7 @@ fn wave_of(kind: &str) -> &'static str {
         "Namespace" => "0",
         "ServiceAccount" | "ClusterRole" | "ClusterRoleBinding" | "Role" | "RoleBinding" | "PriorityClass"
         | "NetworkPolicy" => "1",
-        "ConfigMap" | "Service" | "PodDisruptionBudget" | "Issuer" | "Certificate" => "2",
+        "ConfigMap" | "Secret" | "Service" | "PodDisruptionBudget" | "Issuer" | "Certificate" => "2",
         "Deployment" => "3",
         "MutatingWebhookConfiguration" => "4",
         "ValidatingWebhookConfiguration" => "5",
@@ -121,7 +121,9 @@ fn check_rendering(name: &str, components: &[&str], docs: &[Value]) {
             | "PriorityClass"
             | "MutatingWebhookConfiguration"
             | "ValidatingWebhookConfiguration" => assert_eq!(ns, None, "{what}"),
-            "Role" | "RoleBinding" => assert_eq!(ns, Some("gpu-operator"), "{what}"),
+            "Role" | "RoleBinding" if d["metadata"]["name"] == "gpu-admission-device-plugin-config" => {
+                assert_eq!(ns, Some("gpu-operator"), "{what}")
+            }
             _ => assert_eq!(ns, Some("gpu-admission"), "{what}"),
         }
     }
@@ -138,6 +140,10 @@ fn check_rendering(name: &str, components: &[&str], docs: &[Value]) {
         if has("cert-manager") {
             assert_eq!(inject, Some("gpu-admission/gpu-admission-serving"), "{name}: {kind}");
             assert!(hooks.iter().all(|h| h["clientConfig"]["caBundle"].is_null()), "{name}");
+        } else if has("self-managed-certs") {
+            // The server writes the caBundles.
+            assert_eq!(inject, None, "{name}: {kind}");
+            assert!(hooks.iter().all(|h| h["clientConfig"]["caBundle"].is_null()), "{name}");
         } else {
             assert_eq!(inject, None, "{name}: {kind}");
             assert!(
@@ -146,6 +152,65 @@ fn check_rendering(name: &str, components: &[&str], docs: &[Value]) {
             );
         }
     }
+}
+
+/// The Deployment's certificate: mounted files, or the self-managed Secret (no mount, no file
+/// flags, the namespace from the downward API), and the RBAC by resourceNames that goes with it.
+fn check_certificate_source(name: &str, components: &[&str], docs: &[Value]) {
+    let deployment = docs.iter().find(|d| d["kind"] == "Deployment").expect("Deployment");
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let args: Vec<&str> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    let volumes = &deployment["spec"]["template"]["spec"]["volumes"];
+    let mounts_tls = volumes.as_array().unwrap().iter().any(|v| v["name"] == "tls");
+    let self_managed = components.contains(&"self-managed-certs");
+    assert_eq!(
+        args.contains(&"--self-managed-certs=gpu-admission-certs"),
+        self_managed,
+        "{name}: {args:?}"
+    );
+    assert_eq!(
+        args.iter().any(|a| a.starts_with("--tls-")),
+        !self_managed,
+        "{name}: {args:?}"
+    );
+    assert_eq!(mounts_tls, !self_managed, "{name}");
+    let secret = docs
+        .iter()
+        .find(|d| d["kind"] == "Secret" && d["metadata"]["name"] == "gpu-admission-certs");
+    assert_eq!(secret.is_some(), self_managed, "{name}");
+    if !self_managed {
+        return;
+    }
+    assert_eq!(container["env"][0]["name"], "GPU_ADMISSION_NAMESPACE", "{name}");
+    assert_eq!(
+        container["env"][0]["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.namespace"
+    );
+    let rules = |kind: &str| -> Vec<Value> {
+        let role = docs
+            .iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == "gpu-admission-self-managed-certs")
+            .unwrap_or_else(|| panic!("{name}: no {kind} gpu-admission-self-managed-certs"));
+        role["rules"].as_array().unwrap().clone()
+    };
+    let verbs = json!(["get", "list", "watch", "update"]);
+    assert_eq!(
+        rules("Role"),
+        vec![
+            json!({"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["gpu-admission-certs"], "verbs": verbs})
+        ]
+    );
+    assert_eq!(
+        rules("ClusterRole"),
+        vec![json!({"apiGroups": ["admissionregistration.k8s.io"],
+                    "resources": ["mutatingwebhookconfigurations", "validatingwebhookconfigurations"],
+                    "resourceNames": ["gpu-admission"], "verbs": verbs})]
+    );
 }
 
 /// CRDs established and discovered, the namespaces present (a dry run stores nothing); once
@@ -209,13 +274,14 @@ fn dry_run(name: &str, text: &str, docs: &[Value]) {
 fn every_component_combination_renders_and_passes_a_server_side_dry_run() {
     harness::shared();
     let all = combinations();
-    assert_eq!(all.len(), 16);
+    assert_eq!(all.len(), 24);
     let (_, first) = render_combination(&all[0]);
     prepare_dry_runs(first.iter().find(|d| d["kind"] == "Namespace").unwrap());
     for components in &all {
         let name = components.join("+");
         let (text, docs) = render_combination(components);
         check_rendering(&name, components, &docs);
+        check_certificate_source(&name, components, &docs);
         dry_run(&name, &text, &docs);
     }
     // deploy/ itself: the base, cert-manager, the PriorityClasses.
