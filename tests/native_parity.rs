@@ -2,7 +2,8 @@
 //! default 1.34 lacks it): `gpu-admission generate native` output is accepted by a server-side
 //! dry run, and every corpus document and the engine's table cases (tests/native_cases) get the
 //! same decision (allowed with the same mutated fields, or denied with the same codes) through
-//! `kubectl apply --dry-run=server` from the webhooks and from the native policies.
+//! `kubectl apply --dry-run=server` from the webhooks, from the native policies, and in hybrid
+//! mode (the native policies with the narrowed validating webhook of deploy/components/hybrid).
 //!
 //! Needs `GPU_ADMISSION_K8S_137_DIR` (scripts/test.sh exports it): without it, the tests FAIL.
 //! Not named `e2e_*`: scripts/test.sh's loop over Kubernetes versions would run it on 1.34.
@@ -265,17 +266,7 @@ fn native_policies_decide_as_the_webhooks() {
     });
     let natively: Vec<Outcome> = cases.iter().map(|(_, o)| decide(o)).collect();
 
-    let mut failures = Vec::new();
-    for (((name, _), hook), native) in cases.iter().zip(&by_webhook).zip(&natively) {
-        let same = match (hook, native) {
-            (Outcome::Denied(h), Outcome::Denied(n)) => n.is_subset(h),
-            (h, n) => h == n,
-        };
-        if !same {
-            failures.push(format!("{name}:\n  webhook: {hook:?}\n  native:  {native:?}"));
-        }
-    }
-    assert_none_failed("native decisions", &failures);
+    assert_none_failed("native decisions", &differences(&cases, &by_webhook, &natively));
 
     // The comparison was not vacuous: both modes denied and mutated.
     let outcome = |name: &str| {
@@ -295,5 +286,55 @@ fn native_policies_decide_as_the_webhooks() {
     }
     let denied = natively.iter().filter(|o| matches!(o, Outcome::Denied(_))).count();
     assert!(denied >= 10, "only {denied} native denials");
+
+    // 3. Hybrid (deploy/components/hybrid): the native policies stay; the validating webhook
+    // comes back narrowed by the generated patch to GPU workloads and DRA claims; no mutating
+    // webhook.
+    let configs = webhook::render_local_overlay(w.port, &w.certs.ca_pem());
+    let path = repo().join("deploy/components/hybrid/validating-webhooks-patch.yaml");
+    let text = std::fs::read_to_string(&path).expect("the hybrid patch");
+    let ops: json_patch::Patch = serde_yaml_ng::from_str(&text).expect("a JSON patch");
+    let mut validating = configs["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|i| i["kind"] == "ValidatingWebhookConfiguration"))
+        .cloned()
+        .expect("the validating configuration");
+    json_patch::patch(&mut validating, &ops).expect("the hybrid patch applies");
+    webhook::apply_webhook_configurations(&json!({"apiVersion": "v1", "kind": "List", "items": [validating]}));
+    let before = |name: &str| w.reviews_of("default", name).len();
+    let (gpu_reviews, host_path_reviews) = (before("q0"), before("hp-root"));
+    let hybrid: Vec<Outcome> = cases.iter().map(|(_, o)| decide(o)).collect();
+    assert_none_failed("hybrid decisions", &differences(&cases, &by_webhook, &hybrid));
+    // The webhook was asked about the GPU pod, not about the hostPath one (native only).
+    Wait::new("the hybrid webhook's review of a GPU pod", WAIT).until(|| {
+        let n = before("q0");
+        if n == gpu_reviews + 1 {
+            Ok(())
+        } else {
+            Err(format!("{n} reviews of q0, {gpu_reviews} before"))
+        }
+    });
+    assert_eq!(
+        before("hp-root"),
+        host_path_reviews,
+        "hybrid sent a hostPath pod to the webhook"
+    );
+    webhook::delete_webhook_configurations();
     drop(w);
+}
+
+/// Where `other` does not decide as the webhooks did: allowed alike (the same fields), denied
+/// with codes among the webhooks', or refused by the API alike.
+fn differences(cases: &[(String, Value)], by_webhook: &[Outcome], other: &[Outcome]) -> Vec<String> {
+    let mut failures = Vec::new();
+    for (((name, _), hook), got) in cases.iter().zip(by_webhook).zip(other) {
+        let same = match (hook, got) {
+            (Outcome::Denied(h), Outcome::Denied(n)) => n.is_subset(h),
+            (h, n) => h == n,
+        };
+        if !same {
+            failures.push(format!("{name}:\n  webhook: {hook:?}\n  other:   {got:?}"));
+        }
+    }
+    failures
 }
