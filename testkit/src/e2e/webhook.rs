@@ -177,6 +177,9 @@ pub struct WebhookOptions {
     pub wait_ready: bool,
     /// More `serve` flags (e.g. `--native-params`).
     pub args: Vec<String>,
+    /// `--tls-cert`/`--tls-key` of the published Secret volume (default); off for
+    /// `--self-managed-certs`, which takes its pair from the API.
+    pub tls_files: bool,
 }
 
 impl Default for WebhookOptions {
@@ -187,6 +190,7 @@ impl Default for WebhookOptions {
             parent: None,
             wait_ready: true,
             args: Vec::new(),
+            tls_files: true,
         }
     }
 }
@@ -212,6 +216,12 @@ impl WebhookOptions {
     /// One more `serve` flag.
     pub fn arg(mut self, arg: &str) -> Self {
         self.args.push(arg.to_string());
+        self
+    }
+
+    /// No `--tls-cert`/`--tls-key` (for `--self-managed-certs`).
+    pub fn without_tls_files(mut self) -> Self {
+        self.tls_files = false;
         self
     }
 
@@ -267,6 +277,12 @@ impl Webhook {
         self.spawn();
     }
 
+    /// [`Webhook::restart`] with more `serve` flags (kept for later restarts).
+    pub fn restart_with_args(&mut self, args: &[&str]) {
+        self.options.args.extend(args.iter().map(|a| a.to_string()));
+        self.restart();
+    }
+
     fn spawn(&mut self) {
         let log = fs::OpenOptions::new()
             .create(true)
@@ -277,8 +293,6 @@ impl Webhook {
         cmd.arg("serve")
             .arg(format!("--listen=127.0.0.1:{}", self.port))
             .arg(format!("--admin-listen=127.0.0.1:{}", self.admin_port))
-            .arg(format!("--tls-cert={}", self.volume.cert_path().display()))
-            .arg(format!("--tls-key={}", self.volume.key_path().display()))
             .arg("--log-format=json")
             // Directory events reload at once; polling is the fallback.
             .arg("--reload-poll-ms=500")
@@ -291,6 +305,10 @@ impl Webhook {
             .stdout(log.try_clone().expect("log fd"))
             .stderr(log)
             .process_group(0);
+        if self.options.tls_files {
+            cmd.arg(format!("--tls-cert={}", self.volume.cert_path().display()))
+                .arg(format!("--tls-key={}", self.volume.key_path().display()));
+        }
         if let Some(p) = &self.options.policy {
             cmd.arg(format!("--policy={}", p.display()));
         }
