@@ -104,10 +104,26 @@ mod tests {
         Stored::from_data(|k| data.get(k).cloned())
     }
 
-    fn step(data: &BTreeMap<String, String>, now: i64) -> (Action, BTreeMap<String, String>) {
-        let s = stored(data);
-        let action = plan::decide(&s, now, &cfg().timing);
-        (action, apply(action, data, &s, now, &cfg()).unwrap())
+    /// Decisions and their writes until `decide` keeps what was written (at most four), and
+    /// then the next deadline is after `now`: the server never polls in a loop.
+    fn step(data: &BTreeMap<String, String>, now: i64) -> (Vec<Action>, BTreeMap<String, String>) {
+        let t = cfg().timing;
+        let (mut actions, mut data) = (vec![], data.clone());
+        loop {
+            let s = stored(&data);
+            let action = plan::decide(&s, now, &t);
+            if action == Action::Keep {
+                let next = plan::next_change(&s, &t).unwrap();
+                assert!(
+                    next > now,
+                    "after {actions:?}: the next deadline {next} is not after {now}"
+                );
+                return (actions, data);
+            }
+            assert!(actions.len() < 4, "no settled state: {actions:?}");
+            data = apply(action, &data, &s, now, &cfg()).unwrap();
+            actions.push(action);
+        }
     }
 
     /// The whole life of a Secret: created, settled, the serving certificate rotated from the
@@ -117,8 +133,8 @@ mod tests {
     fn a_secret_goes_through_every_rotation_and_settles_after_each() {
         let t = cfg().timing;
         let now = crate::server::unix_now();
-        let (action, data) = step(&BTreeMap::new(), now);
-        assert_eq!(action, Action::Fresh);
+        let (actions, data) = step(&BTreeMap::new(), now);
+        assert_eq!(actions, [Action::Fresh]);
         let first = stored(&data);
         assert_eq!(plan::decide(&first, now, &t), Action::Keep);
         let pair = crate::server::tls::pair_from_pem(data[plan::TLS_CERT].as_bytes(), data[plan::TLS_KEY].as_bytes());
@@ -127,8 +143,8 @@ mod tests {
 
         // Serving rotation: same CA, same bundle, another serial.
         let due = first.serving.as_ref().unwrap().not_after - t.serving_rotate_before_secs;
-        let (action, data2) = step(&data, due);
-        assert_eq!(action, Action::Reissue);
+        let (actions, data2) = step(&data, due);
+        assert_eq!(actions, [Action::Reissue]);
         let second = stored(&data2);
         assert_eq!(second.ca, first.ca);
         assert_eq!(second.bundle, first.bundle);
@@ -141,31 +157,34 @@ mod tests {
             first.ca.as_ref().unwrap().subject
         );
 
-        // CA rotation, step 1: the next CA joins the bundle; the serving certificate stays.
+        // CA rotation, step 1: the next CA joins the bundle (then, years later, the serving
+        // certificate is due too: from the current CA).
         let ca_due = first.ca.as_ref().unwrap().not_after - t.ca_rotate_before_secs;
-        let (action, data3) = step(&data2, ca_due);
-        assert_eq!(action, Action::AddNextCa);
+        let (actions, data3) = step(&data2, ca_due);
+        assert_eq!(actions, [Action::AddNextCa, Action::Reissue]);
         let third = stored(&data3);
-        assert_eq!(third.serving, second.serving);
+        assert_eq!(
+            third.serving.as_ref().unwrap().issuer,
+            first.ca.as_ref().unwrap().subject
+        );
         assert_eq!(third.bundle.len(), 2);
         let next = third.next_ca.clone().unwrap();
 
         // Step 2, after the overlap: the next CA signs a new serving certificate; both trusted.
         let switch = ca_due + t.ca_overlap_secs;
-        let (action, data4) = step(&data3, switch);
-        assert_eq!(action, Action::PromoteNextCa);
+        let (actions, data4) = step(&data3, switch);
+        assert_eq!(actions, [Action::PromoteNextCa]);
         let fourth = stored(&data4);
         assert_eq!(fourth.ca.as_ref(), Some(&next));
         assert_eq!(fourth.next_ca, None);
         assert_eq!(fourth.serving.as_ref().unwrap().issuer, next.subject);
         assert_eq!(fourth.bundle, third.bundle);
-        assert_eq!(plan::decide(&fourth, switch, &t), Action::Keep);
 
         // Step 3: the old CA leaves the bundle when it expires.
         let old_end = first.ca.as_ref().unwrap().not_after;
         // (By then the serving certificate is due too: one write does both.)
-        let (action, data5) = step(&data4, old_end);
-        assert_eq!(action, Action::Reissue);
+        let (actions, data5) = step(&data4, old_end);
+        assert_eq!(actions, [Action::Reissue]);
         assert_eq!(stored(&data5).bundle, vec![next]);
     }
 

@@ -219,7 +219,10 @@ impl Round<'_> {
         let again = self.inject(bundle.as_bytes()).await?;
         let stored = plan::Stored::from_data(|k| data.get(k).cloned());
         let next = plan::next_change(&stored, &self.cfg.timing).unwrap_or(now);
-        let until = u64::try_from(next.saturating_sub(super::unix_now())).unwrap_or(0);
+        // At least a second: only a lost race reads again at once.
+        let until = u64::try_from(next.saturating_sub(super::unix_now()))
+            .unwrap_or(0)
+            .max(1);
         Ok(if again {
             Duration::ZERO
         } else {

@@ -206,9 +206,11 @@ pub fn serving_not_after(now: i64, ca_not_after: i64, timing: &Timing) -> i64 {
 /// When [`decide`] will next answer something other than `Keep`, if nothing else changes.
 pub fn next_change(stored: &Stored, timing: &Timing) -> Option<i64> {
     let ca = stored.ca.as_ref()?;
-    let mut times = vec![ca.not_after.saturating_sub(timing.ca_rotate_before_secs)];
-    if let Some(added) = stored.next_ca_added_unix {
-        times.push(added.saturating_add(timing.ca_overlap_secs));
+    let mut times = vec![];
+    // While a next CA waits for its overlap, the CA's rotation time has passed: not a deadline.
+    match (&stored.next_ca, stored.next_ca_added_unix) {
+        (Some(_), Some(added)) => times.push(added.saturating_add(timing.ca_overlap_secs)),
+        _ => times.push(ca.not_after.saturating_sub(timing.ca_rotate_before_secs)),
     }
     if let Some(s) = &stored.serving {
         times.push(s.not_after.saturating_sub(timing.serving_rotate_before_secs));
