@@ -26,18 +26,15 @@ const SECRET: &str = "gpu-admission-certs";
 const NS: &str = "gpu-admission";
 const KINDS: [&str; 2] = ["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"];
 
-/// The component's RBAC (bound to [`SA`] instead of `gpu-admission`) and its empty Secret.
-fn apply_component() {
-    let dir = repo().join("deploy/components/self-managed-certs");
-    let mut items = yaml_documents(&std::fs::read_to_string(dir.join("rbac.yaml")).unwrap());
+/// A file of the component: its RBAC bound to [`SA`] instead of `gpu-admission`, or its Secret.
+fn apply_component_file(file: &str) {
+    let path = repo().join("deploy/components/self-managed-certs").join(file);
+    let mut items = yaml_documents(&std::fs::read_to_string(path).unwrap());
     for item in &mut items {
         if let Some(subjects) = item["subjects"].as_array_mut() {
             subjects[0]["name"] = json!(SA);
         }
     }
-    items.extend(yaml_documents(
-        &std::fs::read_to_string(dir.join("secret.yaml")).unwrap(),
-    ));
     let list = json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string();
     kubectl(&["apply", "-f", "-"], Some(&list)).assert_success();
 }
@@ -245,21 +242,34 @@ fn self_managed_certificates_are_made_injected_and_rotated_with_no_failed_reques
     cluster::ensure_rbac();
     cluster::bind_like_deploy(SA);
     cluster::baseline();
-    apply_component();
+    apply_component_file("rbac.yaml");
+    kubectl(&["delete", "secret", SECRET, "-n", NS, "--ignore-not-found"], None).assert_success();
     // The component's RBAC: that Secret and those configurations, by name, and no create.
     assert!(can_i("update", &format!("secret/{SECRET}"), Some(NS)));
     assert!(!can_i("get", "secret/other", Some(NS)));
     assert!(!can_i("create", "secrets", Some(NS)));
     assert!(can_i("update", "validatingwebhookconfiguration/gpu-admission", None));
     assert!(!can_i("update", "mutatingwebhookconfiguration/other", None));
-    assert!(secret_data().is_empty(), "the component ships the Secret empty");
 
+    // Without the component's Secret the server would have to create it, which that RBAC
+    // refuses: /readyz says so.
     let mut w = Webhook::start(
         options
             .without_tls_files()
+            .without_waiting()
             .arg(&format!("--self-managed-certs={SECRET}"))
             .arg("--serving-host=127.0.0.1"),
     );
+    Wait::new("/readyz names the refused create", WAIT).until(|| {
+        w.assert_running();
+        match w.admin_get("/readyz") {
+            Ok((503, body)) if body.contains("cannot create resource \"secrets\"") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    // The component's empty Secret: the server fills it (on its watch event) and is ready.
+    apply_component_file("secret.yaml");
+    w.wait_ready();
     // Ready means the Secret was filled and its pair is served.
     let data = secret_data();
     for key in ["ca.crt", "ca.key", "tls.crt", "tls.key", "ca-bundle.crt"] {
