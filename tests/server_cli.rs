@@ -165,3 +165,39 @@ fn serve_refuses_an_invalid_policy_and_unusable_flags() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("ca.crt"));
 }
+
+#[test]
+fn serve_self_managed_certs_needs_the_cluster_no_files_and_a_rotation_window_inside_the_validity() {
+    let serve = |args: &[&str]| {
+        let out = bin()
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args(args)
+            .env_remove("GPU_ADMISSION_DEV")
+            .env_remove("KUBECONFIG")
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, stderr) = serve(&["--self-managed-certs=c"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--cluster"), "{stderr}");
+    let (code, stderr) = serve(&["--cluster", "--self-managed-certs=c", "--tls-cert=a", "--tls-key=b"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("cannot be used with"), "{stderr}");
+    let (code, stderr) = serve(&[
+        "--cluster",
+        "--self-managed-certs=c",
+        "--serving-valid-secs=100",
+        "--serving-rotate-before-secs=100",
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr
+            .contains("--serving-rotate-before-secs (100) must be at least 0 and less than --serving-valid-secs (100)"),
+        "{stderr}"
+    );
+    let (code, stderr) = serve(&["--cluster", "--self-managed-certs=c", "--ca-rotate-before-secs=-1"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--ca-rotate-before-secs (-1)"), "{stderr}");
+}

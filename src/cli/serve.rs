@@ -161,9 +161,26 @@ pub struct SelfCertsArgs {
 }
 
 impl SelfCertsArgs {
-    fn config(&self) -> Option<SelfCerts> {
-        let secret = self.self_managed_certs.clone()?;
-        Some(SelfCerts {
+    /// The configuration, if `--self-managed-certs` is given; a rotation window that is not
+    /// shorter than the validity (a certificate due the moment it is made) is refused.
+    fn config(&self) -> Result<Option<SelfCerts>, CliError> {
+        let Some(secret) = self.self_managed_certs.clone() else {
+            return Ok(None);
+        };
+        for (before, valid, name) in [
+            (self.serving_rotate_before_secs, self.serving_valid_secs, "--serving"),
+            (self.ca_rotate_before_secs, self.ca_valid_secs, "--ca"),
+        ] {
+            if before < 0 || before >= valid {
+                return Err(CliError::Input(format!(
+                    "{name}-rotate-before-secs ({before}) must be at least 0 and less than {name}-valid-secs ({valid})"
+                )));
+            }
+        }
+        if self.ca_overlap_secs < 0 {
+            return Err(CliError::Input("--ca-overlap-secs must be at least 0".into()));
+        }
+        Ok(Some(SelfCerts {
             secret,
             namespace: self.namespace.clone(),
             service: self.service.clone(),
@@ -171,13 +188,13 @@ impl SelfCertsArgs {
             mutating_webhook: self.mutating_webhook.clone(),
             validating_webhook: self.validating_webhook.clone(),
             timing: Timing {
-                serving_valid_secs: self.serving_valid_secs.max(1),
-                serving_rotate_before_secs: self.serving_rotate_before_secs.max(0),
-                ca_valid_secs: self.ca_valid_secs.max(1),
-                ca_rotate_before_secs: self.ca_rotate_before_secs.max(0),
-                ca_overlap_secs: self.ca_overlap_secs.max(0),
+                serving_valid_secs: self.serving_valid_secs,
+                serving_rotate_before_secs: self.serving_rotate_before_secs,
+                ca_valid_secs: self.ca_valid_secs,
+                ca_rotate_before_secs: self.ca_rotate_before_secs,
+                ca_overlap_secs: self.ca_overlap_secs,
             },
-        })
+        }))
     }
 }
 
@@ -231,7 +248,13 @@ pub fn run(args: ServeArgs) -> Result<Done, CliError> {
             kubeconfig: args.kubeconfig.clone(),
         });
         config.native_params = args.native_params;
-        config.self_managed_certs = args.self_certs.config();
+        config.self_managed_certs = match args.self_certs.config() {
+            Ok(certs) => certs,
+            Err(error) => {
+                tracing::error!(%error, "--self-managed-certs");
+                return Err(error);
+            }
+        };
     }
     let grace = config.shutdown_grace;
 
