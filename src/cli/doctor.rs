@@ -3,11 +3,10 @@
 
 use std::path::PathBuf;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Node};
-use kube::Api;
-use kube::api::ListParams;
+use k8s_openapi::api::core::v1::Node;
 use serde_json::Value;
 
+use super::cluster_read::{device_plugin_config, list_all, with_client};
 use super::{CliError, Done, PolicyFlags};
 use crate::cluster::ClusterFacts;
 use crate::cluster::doctor::{self, Report};
@@ -76,39 +75,9 @@ fn print(report: &Report, output: DoctorOutput) {
 
 /// The Nodes and the device-plugin ConfigMap, read once.
 fn read_cluster(source: &ClusterSource, spec: &crate::policy::PolicySpec) -> Result<Vec<Value>, String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    runtime.block_on(async {
-        let client = crate::server::kube_client(source).await.map_err(|e| e.to_string())?;
-        let nodes: Api<Node> = Api::all(client.clone());
-        let cm = &spec.cluster.device_plugin_config;
-        let config_maps: Api<ConfigMap> = Api::namespaced(client, &cm.namespace);
-        let mut objects = Vec::new();
-        for node in nodes
-            .list(&ListParams::default())
-            .await
-            .map_err(|e| format!("list nodes: {e}"))?
-        {
-            objects.push(with_kind(serde_json::to_value(node), "Node"));
-        }
-        let found = config_maps
-            .get_opt(&cm.name)
-            .await
-            .map_err(|e| format!("get configmap {}/{}: {e}", cm.namespace, cm.name))?;
-        if let Some(found) = found {
-            objects.push(with_kind(serde_json::to_value(found), "ConfigMap"));
-        }
+    with_client(source, |client| async move {
+        let mut objects = list_all::<Node>(&client).await?;
+        objects.extend(device_plugin_config(&client, spec).await?);
         Ok(objects)
     })
-}
-
-/// Typed objects serialize without `kind` when listed: put it back for `from_objects`.
-fn with_kind(value: Result<Value, serde_json::Error>, kind: &str) -> Value {
-    let mut value = value.unwrap_or(Value::Null);
-    if let Some(map) = value.as_object_mut() {
-        map.insert("kind".into(), Value::String(kind.into()));
-    }
-    value
 }

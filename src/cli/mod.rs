@@ -17,6 +17,7 @@ use crate::policy::{Policy, PolicyError};
 
 mod certs;
 mod check;
+mod cluster_read;
 mod doctor;
 mod generate;
 mod policy_cmd;

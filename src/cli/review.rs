@@ -67,7 +67,7 @@ pub fn run(args: ReviewArgs) -> Result<Done, CliError> {
 fn read_input(file: Option<&Path>) -> Result<Vec<u8>, String> {
     match file {
         None => read_stdin(),
-        Some(p) if p.as_os_str() == "-" => read_stdin(),
+        Some(p) if crate::k8s::manifests::is_stdin(p) => read_stdin(),
         Some(p) => std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display())),
     }
 }

@@ -184,8 +184,9 @@ fn run_suite(path: &Path, table: &mut String) -> Result<(usize, usize), CliError
             }
             let _ = writeln!(
                 table,
-                "{name} | {} | {} {}/{} | {expected} | {got} | {verdict}",
-                want.file, r.kind, r.namespace, r.name
+                "{name} | {} | {} | {expected} | {got} | {verdict}",
+                want.file,
+                r.object()
             );
         }
     }
@@ -193,8 +194,9 @@ fn run_suite(path: &Path, table: &mut String) -> Result<(usize, usize), CliError
         let got = describe(r.decision, None);
         let _ = writeln!(
             table,
-            "{name} | {} | {} {}/{} | (no expectation) | {got} | -",
-            r.file, r.kind, r.namespace, r.name
+            "{name} | {} | {} | (no expectation) | {got} | -",
+            r.file,
+            r.object()
         );
     }
     Ok((passed, failed))

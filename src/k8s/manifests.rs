@@ -94,14 +94,9 @@ pub fn read_file(path: &Path) -> Result<SourceFile, InputError> {
 
 /// Reads one file (or stdin for `-`): its name as reports print it, and its text.
 pub fn read_text(path: &Path) -> Result<(String, String), InputError> {
-    let stdin = path.as_os_str() == "-";
-    let file = if stdin {
-        "-".to_string()
-    } else {
-        path.display().to_string()
-    };
+    let file = display(path);
     let mut text = String::new();
-    let read = if stdin {
+    let read = if is_stdin(path) {
         std::io::stdin().read_to_string(&mut text).map(|_| ())
     } else {
         std::fs::read_to_string(path).map(|t| text = t)

@@ -37,38 +37,43 @@ pub struct Report {
     pub patch: json_patch::Patch,
 }
 
-/// A violation with the line of its field (or of the nearest field above it that is in the
-/// text).
+// === impl Report ===
+
+impl Report {
+    /// `Kind namespace/name`, as every output format names the object.
+    pub fn object(&self) -> String {
+        format!("{} {}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+/// A finding with the line of its field (or of the nearest field above it that is in the
+/// text): printed as the finding's own fields plus `line`.
 #[derive(Debug, Clone, Serialize)]
-pub struct Finding {
+pub struct Located<T> {
     #[serde(flatten)]
-    pub violation: Violation,
+    pub item: T,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<usize>,
 }
 
-impl std::ops::Deref for Finding {
-    type Target = Violation;
-    fn deref(&self) -> &Violation {
-        &self.violation
+impl<T> Located<T> {
+    fn unplaced(item: T) -> Self {
+        Self { item, line: None }
     }
 }
 
-/// A fix (`{code, rule, path, summary, patch}`) with the line of the field it adds to.
-#[derive(Debug, Clone, Serialize)]
-pub struct FixFinding {
-    #[serde(flatten)]
-    pub fix: Fix,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub line: Option<usize>,
-}
-
-impl std::ops::Deref for FixFinding {
-    type Target = Fix;
-    fn deref(&self) -> &Fix {
-        &self.fix
+impl<T> std::ops::Deref for Located<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.item
     }
 }
+
+/// A violation and its line.
+pub type Finding = Located<Violation>;
+
+/// A fix (`{code, rule, path, summary, patch}`) and the line of the field it adds to.
+pub type FixFinding = Located<Fix>;
 
 /// Evaluates one manifest offline; `None` for objects that are not workloads.
 pub fn evaluate_manifest(effective: &Effective, manifest: &Manifest, default_namespace: &str) -> Option<Report> {
@@ -130,11 +135,8 @@ pub fn evaluate_object(
         name,
         decision: decision_outcome,
         line: None,
-        violations: violations
-            .into_iter()
-            .map(|violation| Finding { violation, line: None })
-            .collect(),
-        fixes: fixes.into_iter().map(|fix| FixFinding { fix, line: None }).collect(),
+        violations: violations.into_iter().map(Located::unplaced).collect(),
+        fixes: fixes.into_iter().map(Located::unplaced).collect(),
         warnings,
         patch,
     })
@@ -151,6 +153,11 @@ pub struct CheckOptions<'a> {
     pub strict: bool,
     /// Compute the fixed text (`--fix`).
     pub fix: bool,
+}
+
+/// `--skip-kind`: whether `kind` is one of `skip_kinds` (compared without case).
+pub fn skips_kind(skip_kinds: &[String], kind: &str) -> bool {
+    skip_kinds.iter().any(|k| k.eq_ignore_ascii_case(kind))
 }
 
 /// Objects (or documents) of a file that got no report, by reason.
@@ -204,7 +211,7 @@ pub fn check_source(
     }
     for at in found.refs {
         let kind = at.object.get("kind").and_then(Value::as_str).unwrap_or("");
-        if opts.skip_kinds.iter().any(|k| k.eq_ignore_ascii_case(kind)) {
+        if skips_kind(opts.skip_kinds, kind) {
             out.skips.skipped_kind += 1;
             continue;
         }
@@ -237,9 +244,9 @@ fn locate(report: &mut Report, doc: &DocIndex) {
     };
     let line_of = |path: &str| doc.line_of(&format!("{base}{}", yaml_pos::pointer_of_path(path)));
     for v in &mut report.violations {
-        v.line = line_of(&v.violation.path);
+        v.line = line_of(&v.item.path);
     }
     for f in &mut report.fixes {
-        f.line = line_of(&f.fix.path);
+        f.line = line_of(&f.item.path);
     }
 }

@@ -13,7 +13,7 @@ use crate::decision::Action;
 pub fn render(run: &CheckRun) -> String {
     let mut suites: BTreeMap<&str, TestSuite> = BTreeMap::new();
     for r in &run.reports {
-        let mut name = format!("{} {}/{} (doc {}", r.kind, r.namespace, r.name, r.document);
+        let mut name = format!("{} (doc {}", r.object(), r.document);
         if let Some(i) = r.item {
             let _ = write!(name, " items[{i}]");
         }

@@ -6,22 +6,21 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, ReplicationController};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ReplicationController};
 use k8s_openapi::api::scheduling::v1::PriorityClass;
-use kube::api::ListParams;
-use kube::{Api, Client, Resource};
-use serde::de::DeserializeOwned;
+use kube::Client;
 use serde_json::Value;
 
 use super::{CheckArgs, CheckRun};
+use crate::cli::cluster_read::{device_plugin_config, list, list_all, with_client};
 use crate::cli::{CliError, Done};
 use crate::cluster::ClusterFacts;
 use crate::engine::Effective;
 use crate::k8s::manifests::ObjectRef;
-use crate::offline::evaluate_object;
+use crate::offline::{evaluate_object, skips_kind};
+use crate::policy::PolicySpec;
 use crate::server::ClusterSource;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -41,13 +40,10 @@ pub fn run(args: CheckArgs) -> Result<Done, CliError> {
     let source = ClusterSource {
         kubeconfig: args.live.kubeconfig.clone(),
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::Failed(format!("cannot start the async runtime: {e}")))?;
-    let (facts_objects, workloads) = runtime
-        .block_on(read(&source, policy.spec(), args.namespace.as_deref()))
-        .map_err(CliError::Failed)?;
+    let spec = policy.spec();
+    let namespace = args.namespace.as_deref();
+    let (facts_objects, workloads) =
+        with_client(&source, |client| read(client, spec, namespace)).map_err(CliError::Failed)?;
     let facts = ClusterFacts::from_objects(policy.spec(), &facts_objects);
     let effective = Effective::from_parts(Arc::new(policy), Some(Arc::new(facts)));
     let mut run = CheckRun {
@@ -57,7 +53,7 @@ pub fn run(args: CheckArgs) -> Result<Done, CliError> {
     };
     for (document, object) in workloads.iter().enumerate() {
         let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
-        if args.skip_kind.iter().any(|k| k.eq_ignore_ascii_case(kind)) {
+        if skips_kind(&args.skip_kind, kind) {
             run.skips.skipped_kind += 1;
             continue;
         }
@@ -75,25 +71,12 @@ pub fn run(args: CheckArgs) -> Result<Done, CliError> {
 }
 
 /// The facts' objects and the workloads, listed once.
-async fn read(
-    source: &ClusterSource,
-    spec: &crate::policy::PolicySpec,
-    namespace: Option<&str>,
-) -> Result<(Vec<Value>, Vec<Value>), String> {
-    let client = crate::server::kube_client(source).await.map_err(|e| e.to_string())?;
+async fn read(client: Client, spec: &PolicySpec, namespace: Option<&str>) -> Result<(Vec<Value>, Vec<Value>), String> {
     let mut facts = Vec::new();
     facts.extend(list_all::<Node>(&client).await?);
     facts.extend(list_all::<PriorityClass>(&client).await?);
     facts.extend(list_all::<Namespace>(&client).await?);
-    let cm = &spec.cluster.device_plugin_config;
-    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &cm.namespace);
-    let found = config_maps
-        .get_opt(&cm.name)
-        .await
-        .map_err(|e| format!("get configmap {}/{}: {e}", cm.namespace, cm.name))?;
-    if let Some(found) = found {
-        facts.push(typed(found));
-    }
+    facts.extend(device_plugin_config(&client, spec).await?);
     let mut workloads = Vec::new();
     workloads.extend(list::<Pod>(&client, namespace).await?);
     workloads.extend(list::<Deployment>(&client, namespace).await?);
@@ -104,49 +87,4 @@ async fn read(
     workloads.extend(list::<Job>(&client, namespace).await?);
     workloads.extend(list::<CronJob>(&client, namespace).await?);
     Ok((facts, workloads))
-}
-
-/// Every object of a namespaced kind (in `namespace`, or everywhere).
-async fn list<K>(client: &Client, namespace: Option<&str>) -> Result<Vec<Value>, String>
-where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + serde::Serialize
-        + std::fmt::Debug,
-{
-    let api: Api<K> = match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    items(api).await
-}
-
-/// Every object of a cluster-scoped kind.
-async fn list_all<K>(client: &Client) -> Result<Vec<Value>, String>
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + serde::Serialize + std::fmt::Debug,
-{
-    items(Api::<K>::all(client.clone())).await
-}
-
-async fn items<K>(api: Api<K>) -> Result<Vec<Value>, String>
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + serde::Serialize + std::fmt::Debug,
-{
-    let items = api
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| format!("list {}: {e}", K::plural(&())))?;
-    Ok(items.into_iter().map(typed).collect())
-}
-
-/// Typed objects serialize without `apiVersion`/`kind` when listed: put them back.
-fn typed<K: Resource<DynamicType = ()> + serde::Serialize>(object: K) -> Value {
-    let mut value = serde_json::to_value(&object).unwrap_or(Value::Null);
-    if let Some(map) = value.as_object_mut() {
-        map.insert("apiVersion".into(), Value::String(K::api_version(&()).into_owned()));
-        map.insert("kind".into(), Value::String(K::kind(&()).into_owned()));
-    }
-    value
 }

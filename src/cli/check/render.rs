@@ -130,7 +130,7 @@ fn summary(run: &CheckRun) -> serde_json::Value {
 pub fn github(run: &CheckRun) -> String {
     let mut out = String::new();
     for r in &run.reports {
-        let who = format!("{} {}/{}", r.kind, r.namespace, r.name);
+        let who = r.object();
         for v in &r.violations {
             let level = if v.action == Action::Warn { "warning" } else { "error" };
             command(

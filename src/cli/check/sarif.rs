@@ -26,7 +26,7 @@ pub fn render(run: &CheckRun) -> String {
     let rule_index = |code: &str| codes.iter().position(|c| *c == code);
     let mut results = Vec::new();
     for r in &run.reports {
-        let who = format!("{} {}/{}", r.kind, r.namespace, r.name);
+        let who = r.object();
         for v in &r.violations {
             let level = if v.action == Action::Warn { "warning" } else { "error" };
             let text = format!("{who}: {} ({})", v.message, v.path);
