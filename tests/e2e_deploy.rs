@@ -4,11 +4,11 @@
 
 use std::collections::BTreeSet;
 
-use gpu_admission_testkit::Wait;
+use gpu_admission_testkit::e2e::dry_run::server_side_dry_run;
 use gpu_admission_testkit::e2e::{harness, webhook};
 use harness::kubectl;
 use serde_json::{Value, json};
-use webhook::{WAIT, assert_output, repo, s, yaml_documents};
+use webhook::{assert_output, repo, s, yaml_documents};
 
 /// `kubectl kustomize <dir>` (the test control plane's kubectl; no server involved).
 fn render(dir: &str) -> (String, Vec<Value>) {
@@ -391,23 +391,7 @@ fn rendered_base_is_accepted_by_the_api_server() {
     kubectl(&["apply", "--server-side", "-f", "-"], Some(&ns.to_string())).assert_success();
     webhook::ensure_namespaces(&["gpu-operator"]);
 
-    // The API server discovers the CRDs' resources a moment after they are established.
-    let out = Wait::new("the API server discovers cert-manager's kinds", WAIT).until(|| {
-        let out = kubectl(
-            &[
-                "apply",
-                "--server-side",
-                "--dry-run=server",
-                "--field-manager=gpu-admission-e2e",
-                "-f",
-                "-",
-            ],
-            Some(&text),
-        );
-        let discovering = out.stderr.contains("no matches for kind \"Certificate\"")
-            || out.stderr.contains("no matches for kind \"Issuer\"");
-        if discovering { Err(format!("{out:?}")) } else { Ok(out) }
-    });
+    let out = server_side_dry_run("cert-manager's kinds", &text);
     let cm = docs.iter().find(|d| d["kind"] == "ConfigMap").unwrap()["metadata"]["name"]
         .as_str()
         .unwrap()

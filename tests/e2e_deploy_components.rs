@@ -6,11 +6,12 @@
 //! renders it, and the PrometheusRule's expressions use metrics a running server exports.
 
 use std::collections::BTreeSet;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
-use gpu_admission_testkit::Wait;
+use gpu_admission_testkit::e2e::dry_run::server_side_dry_run;
 use gpu_admission_testkit::e2e::harness::{self, kubectl};
-use gpu_admission_testkit::e2e::webhook::{self, WAIT, Webhook, WebhookOptions, repo, s, yaml_documents};
+use gpu_admission_testkit::e2e::webhook::{self, Webhook, WebhookOptions, repo, s, yaml_documents};
+use gpu_admission_testkit::paths::relative;
 use serde_json::{Value, json};
 
 #[path = "deploy_components/self_managed.rs"]
@@ -18,18 +19,6 @@ mod self_managed;
 
 const OPTIONAL: [&str; 3] = ["priorityclasses", "network-policy", "monitoring"];
 const CERTS: [&str; 3] = ["cert-manager", "provided-certs", "self-managed-certs"];
-
-/// `to` relative to `from` (both absolute): kustomize refuses absolute paths.
-fn relative(from: &Path, to: &Path) -> PathBuf {
-    let (f, t): (Vec<Component>, Vec<Component>) = (from.components().collect(), to.components().collect());
-    let common = f.iter().zip(&t).take_while(|(a, b)| a == b).count();
-    let mut out = PathBuf::new();
-    for _ in common..f.len() {
-        out.push("..");
-    }
-    t[common..].iter().for_each(|c| out.push(c));
-    out
-}
 
 fn render_dir(dir: &Path) -> (String, Vec<Value>) {
     let out = kubectl(&["kustomize", s(dir)], None);
@@ -187,24 +176,7 @@ fn prepare_dry_runs(namespace_doc: &Value) {
 fn dry_run(name: &str, text: &str, docs: &[Value]) {
     // Any valid base64 will do for a dry run: the caBundle is bytes to the API server.
     let text = text.replace("${CA_BUNDLE}", &webhook::ca_bundle("dry run"));
-    let out = Wait::new("the API server discovers the CRDs' kinds", WAIT).until(|| {
-        let out = kubectl(
-            &[
-                "apply",
-                "--server-side",
-                "--dry-run=server",
-                "--field-manager=gpu-admission-e2e",
-                "-f",
-                "-",
-            ],
-            Some(&text),
-        );
-        if out.stderr.contains("no matches for kind") {
-            Err(format!("{out:?}"))
-        } else {
-            Ok(out)
-        }
-    });
+    let out = server_side_dry_run("the CRDs' kinds", &text);
     out.assert_success();
     let applied = out
         .stdout

@@ -8,12 +8,13 @@
 //!
 //! Needs `GPU_ADMISSION_K8S_137_DIR` (scripts/test.sh exports it): without it, the tests FAIL.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use gpu_admission_testkit::Wait;
 use gpu_admission_testkit::e2e::harness::{self, ControlPlane, Output};
 use gpu_admission_testkit::e2e::{cluster, versions, webhook};
+use gpu_admission_testkit::paths::relative;
 use serde_json::{Value, json};
 use webhook::{Webhook, repo, s};
 
@@ -143,20 +144,6 @@ fn a_time_slicing_change_reaches_the_native_policies_without_a_webhook() {
         assert_eq!(can_i(verb, resource), "no", "{verb} {resource}");
     }
     cluster::baseline();
-}
-
-/// `to` relative to `from` (both absolute).
-fn relative(from: &Path, to: &Path) -> PathBuf {
-    let (f, t): (Vec<Component>, Vec<Component>) = (from.components().collect(), to.components().collect());
-    let common = f.iter().zip(&t).take_while(|(a, b)| a == b).count();
-    let mut out = PathBuf::new();
-    for _ in common..f.len() {
-        out.push("..");
-    }
-    for c in &t[common..] {
-        out.push(c);
-    }
-    out
 }
 
 /// deploy/base with the provided-certs component and the mode's, rendered by kustomize.

@@ -42,3 +42,17 @@ pub fn temp_file(name: &str, text: &str) -> (tempfile::TempDir, PathBuf) {
     std::fs::write(&path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
     (dir, path)
 }
+
+/// `to` relative to `from` (both absolute): kustomize refuses absolute paths in a
+/// kustomization.
+pub fn relative(from: &Path, to: &Path) -> PathBuf {
+    use std::path::Component;
+    let (f, t): (Vec<Component>, Vec<Component>) = (from.components().collect(), to.components().collect());
+    let common = f.iter().zip(&t).take_while(|(a, b)| a == b).count();
+    let mut out = PathBuf::new();
+    for _ in common..f.len() {
+        out.push("..");
+    }
+    t[common..].iter().for_each(|c| out.push(c));
+    out
+}

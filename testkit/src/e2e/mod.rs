@@ -6,6 +6,7 @@
 //! tails), never skips it.
 
 pub mod cluster;
+pub mod dry_run;
 pub mod harness;
 pub mod reaper;
 pub mod versions;
