@@ -219,7 +219,7 @@ pub fn run(args: ServeArgs) -> Result<Done, CliError> {
         _ if args.self_certs.self_managed_certs.is_some() => (PathBuf::new(), PathBuf::new(), None),
         _ => {
             return Err(CliError::Input(
-                "--tls-cert and --tls-key are required (or --dev)".into(),
+                "--tls-cert and --tls-key are required (or --dev, or --self-managed-certs with --cluster)".into(),
             ));
         }
     };
