@@ -57,6 +57,18 @@ async fn a_large_review_holding_the_budget_holds_up_large_ones_only() {
     assert_eq!(resp.status, 503, "{}", String::from_utf8_lossy(&raw));
     assert_eq!(resp.json()["code"], "overloaded");
     assert!(!String::from_utf8_lossy(&raw).contains("100 Continue"));
+    // A Content-Length past what is drained (4x the limit) is 413 at once: it never waits for
+    // the budget the first one holds.
+    let third = client.connect().await.unwrap();
+    let head = format!(
+        "POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        8 * MIB + 1
+    );
+    let asked = std::time::Instant::now();
+    let resp = parse_raw(&third.raw(head.as_bytes()).await);
+    assert_eq!(resp.status, 413);
+    assert_eq!(resp.json()["code"], "body_too_large");
+    assert!(asked.elapsed() < Duration::from_millis(700), "{:?}", asked.elapsed());
 
     let text = metrics_text(&server).await;
     assert_errors_counted(&text, &[("overloaded", 1.0)]);

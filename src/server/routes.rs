@@ -2,7 +2,8 @@
 //!
 //! Errors are JSON `{"error": "...", "code": "..."}`: 400 for a body that is not a usable
 //! AdmissionReview v1, 408 when the body does not arrive within the body timeout, 413 over the
-//! body limit (at once for `Expect: 100-continue`), 415 for a Content-Type that is not JSON, 404/405 for other paths and methods, 503 before a policy has loaded, and 500 when a
+//! body limit (at once for `Expect: 100-continue` or a `Content-Length` over four times the
+//! limit, before the decode budget), 415 for a Content-Type that is not JSON, 404/405 for other paths and methods, 503 before a policy has loaded, and 500 when a
 //! handler panics (caught, logged and counted; the server goes on).
 
 use std::any::Any;
@@ -51,18 +52,6 @@ async fn handle(State(shared): State<Arc<Shared>>, endpoint: Endpoint, req: Requ
         metrics.error(ApiError::NotReady.code());
         return ApiError::NotReady.into_response();
     };
-    let checked = content_type_is_json(&req).and_then(|()| expect_within_limit(&shared, &req));
-    if let Err(error) = checked {
-        let code = error.code();
-        metrics.error(code);
-        tracing::warn!(target: "gpu_admission::review", %endpoint, code, message = %error, "request rejected");
-        return error.into_response();
-    }
-    // Permits for the body's size before a byte of it is read (the body limit when unknown).
-    let max = shared.config.max_body_bytes;
-    let size = HttpBody::size_hint(req.body())
-        .exact()
-        .map_or(max, |n| usize::try_from(n).unwrap_or(max));
     // Half the body timeout at most in the queue: a request never waits longer than the one
     // ahead of it may take to send its body.
     let wait = shared.config.body_timeout / 2;
@@ -70,7 +59,10 @@ async fn handle(State(shared): State<Arc<Shared>>, endpoint: Endpoint, req: Requ
         waited_ms: wait.as_millis(),
     };
     let answer = async {
-        let _bytes = shared.budget.body(size.min(max), wait).await.map_err(|_| busy())?;
+        content_type_is_json(&req)?;
+        // Permits for the body's size before a byte of it is read (the body limit when unknown).
+        let size = declared_size(&shared, &req)?;
+        let _bytes = shared.budget.body(size, wait).await.map_err(|_| busy())?;
         let body = read_body(&shared, req.into_body()).await?;
         let _decoder = shared.budget.decoder(body.len(), wait).await.map_err(|_| busy())?;
         // Decode, evaluate and encode on a blocking thread: never on the async I/O threads.
@@ -140,33 +132,36 @@ fn content_type_is_json(req: &Request) -> Result<(), ApiError> {
     }
 }
 
-/// `Expect: 100-continue` with a `Content-Length` over the limit: 413 before the body is asked
-/// for (hyper sends `100 Continue` only when the body is first read).
-fn expect_within_limit(shared: &Shared, req: &Request) -> Result<(), ApiError> {
-    let expects = req
+/// The body's declared size (`Content-Length`; the body limit when there is none, at most the
+/// limit), or 413 at once, before the budget is taken and before a byte is read: a
+/// `Content-Length` over [`DRAIN_FACTOR`] times the limit, or over the limit with
+/// `Expect: 100-continue` (hyper sends `100 Continue` only when the body is first read).
+fn declared_size(shared: &Shared, req: &Request) -> Result<usize, ApiError> {
+    let max = shared.config.max_body_bytes;
+    let drain_limit = max.saturating_mul(DRAIN_FACTOR);
+    let hint = HttpBody::size_hint(req.body());
+    let lower = hint.lower();
+    let expects_continue = req
         .headers()
         .get(header::EXPECT)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    let max = shared.config.max_body_bytes;
-    if expects && HttpBody::size_hint(req.body()).lower() > max as u64 {
+    if lower > drain_limit as u64 || (expects_continue && lower > max as u64) {
         return Err(ApiError::BodyTooLarge { max_bytes: max });
     }
-    Ok(())
+    Ok(hint.exact().map_or(max, |n| usize::try_from(n).unwrap_or(max)).min(max))
 }
 
 /// The whole body, within the size limit and the body timeout.
 ///
 /// A body over the limit is still read (and dropped, never buffered) up to [`DRAIN_FACTOR`] times
 /// the limit before the 413 goes out: closing a socket with unread data makes the kernel send a
-/// reset, and the client would lose the 413 for a connection error. Beyond that, or when
-/// `Content-Length` already says so, the 413 goes out at once and the connection closes.
+/// reset, and the client would lose the 413 for a connection error. Beyond that the 413 goes out
+/// at once and the connection closes (a `Content-Length` beyond it never gets here:
+/// [`declared_size`]).
 async fn read_body(shared: &Shared, body: Body) -> Result<Bytes, ApiError> {
     let max = shared.config.max_body_bytes;
     let drain_limit = max.saturating_mul(DRAIN_FACTOR);
     let too_large = || ApiError::BodyTooLarge { max_bytes: max };
-    if HttpBody::size_hint(&body).lower() > drain_limit as u64 {
-        return Err(too_large()); // Content-Length says so: do not read it
-    }
     let read = async {
         let mut body = body;
         let mut kept: Vec<u8> = Vec::new();
