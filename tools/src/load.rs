@@ -190,16 +190,22 @@ impl Outcome {
     }
     /// Latency percentile in milliseconds.
     pub fn p(&self, q: f64) -> f64 {
-        self.latency.value_at_quantile(q) as f64 / 1e6
+        ms(&self.latency, q)
     }
     pub fn corrected_p(&self, q: f64) -> f64 {
-        self.corrected.value_at_quantile(q) as f64 / 1e6
+        ms(&self.corrected, q)
     }
 }
 
+/// A latency histogram: 1 µs .. 60 s, 3 significant digits. Record nanoseconds
+/// (`Duration::as_nanos`); read it with [`ms`].
 pub fn histogram() -> Histogram<u64> {
-    // 1 µs .. 60 s, 3 significant digits, in nanoseconds.
     Histogram::new_with_bounds(1_000, 60_000_000_000, 3).expect("histogram bounds")
+}
+
+/// The `q` quantile of a [`histogram`] (nanoseconds), in milliseconds.
+pub fn ms(h: &Histogram<u64>, q: f64) -> f64 {
+    h.value_at_quantile(q) as f64 / 1e6
 }
 
 /// Opens `conns` connections, warms each with one request (handshakes are not measured), calls

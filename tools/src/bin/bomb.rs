@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use clap::Parser;
 use gpu_admission_tools::load::{self, Client, Request};
-use hdrhistogram::Histogram;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 #[derive(Parser)]
@@ -89,10 +88,6 @@ async fn readyz(admin: SocketAddr) -> bool {
     let mut out = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut out)).await;
     read.is_ok() && out.starts_with(b"HTTP/1.1 200")
-}
-
-fn ms(h: &Histogram<u64>, q: f64) -> f64 {
-    h.value_at_quantile(q) as f64 / 1000.0
 }
 
 fn main() -> ExitCode {
@@ -182,7 +177,7 @@ async fn run(args: &Args, client: Client, addr: SocketAddr, admin: SocketAddr, p
                     None => false,
                 };
                 if ok {
-                    let _ = h.record(t.elapsed().as_micros() as u64);
+                    let _ = h.record(t.elapsed().as_nanos() as u64);
                 } else {
                     failed += 1;
                     sender = client.connect(addr).await.ok();
@@ -199,7 +194,7 @@ async fn run(args: &Args, client: Client, addr: SocketAddr, admin: SocketAddr, p
             while !done.load(Ordering::Relaxed) {
                 let t = Instant::now();
                 if readyz(admin).await {
-                    let _ = h.record(t.elapsed().as_micros() as u64);
+                    let _ = h.record(t.elapsed().as_nanos() as u64);
                 } else {
                     failed += 1;
                 }
@@ -252,14 +247,14 @@ async fn run(args: &Args, client: Client, addr: SocketAddr, admin: SocketAddr, p
         hwm_kib as f64 / 1024.0,
         idle_kib as f64 / 1024.0,
         probe_h.len(),
-        ms(&probe_h, 0.5),
-        ms(&probe_h, 0.99),
-        probe_h.max() as f64 / 1000.0,
+        load::ms(&probe_h, 0.5),
+        load::ms(&probe_h, 0.99),
+        probe_h.max() as f64 / 1e6,
         probe_failed,
         healthy_h.len(),
-        ms(&healthy_h, 0.5),
-        ms(&healthy_h, 0.99),
-        healthy_h.max() as f64 / 1000.0,
+        load::ms(&healthy_h, 0.5),
+        load::ms(&healthy_h, 0.99),
+        healthy_h.max() as f64 / 1e6,
         healthy_failed
     ));
     Ok(text)
