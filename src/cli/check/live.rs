@@ -48,7 +48,7 @@ pub fn run(args: CheckArgs) -> Result<Done, CliError> {
     let effective = Effective::from_parts(Arc::new(policy), Some(Arc::new(facts)));
     let mut run = CheckRun {
         files: 1,
-        fail_on: Some(args.fail_on),
+        fail_on: args.fail_on,
         ..CheckRun::default()
     };
     for (document, object) in workloads.iter().enumerate() {

@@ -40,8 +40,9 @@ pub enum OutputFormat {
 }
 
 /// What makes the exit code 1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 pub enum FailOn {
+    #[default]
     Deny,
     Warn,
     Fix,
@@ -101,15 +102,26 @@ pub struct CheckRun {
     pub file_skips: FileSkips,
     /// With --fix: per file, written / printed, or why it was left unchanged.
     pub edits: Vec<Edit>,
-    pub fail_on: Option<FailOn>,
+    pub fail_on: FailOn,
 }
 
-/// What `--fix` did with one file.
-#[derive(Debug, Clone)]
+/// What `--fix` did with one file (`--output json`: `{file, status, reason}`).
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Edit {
     pub file: String,
-    /// `Ok(true)`: written in place; `Ok(false)`: printed; `Err`: left unchanged, with the reason.
-    pub result: Result<bool, String>,
+    #[serde(flatten)]
+    pub status: EditStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "status", content = "reason", rename_all = "lowercase")]
+pub enum EditStatus {
+    /// `--fix --write`: written in place.
+    Written,
+    /// `--fix` or `--fix --diff`: printed.
+    Printed,
+    /// Left as it was, with the reason.
+    Unchanged(String),
 }
 
 // === impl CheckRun ===
@@ -117,7 +129,7 @@ pub struct Edit {
 impl CheckRun {
     /// Whether a report fails the gate.
     pub fn fails(&self, r: &Report) -> bool {
-        let level = self.fail_on.unwrap_or(FailOn::Deny);
+        let level = self.fail_on;
         match r.decision {
             Outcome::Denied => true,
             _ if level >= FailOn::Warn && r.violations.iter().any(|v| v.action == Action::Warn) => true,
@@ -127,7 +139,9 @@ impl CheckRun {
     }
 
     fn written(&self, file: &str) -> bool {
-        self.edits.iter().any(|e| e.file == file && e.result == Ok(true))
+        self.edits
+            .iter()
+            .any(|e| e.file == file && e.status == EditStatus::Written)
     }
 
     pub fn count(&self, outcome: Outcome) -> usize {
@@ -151,7 +165,7 @@ pub fn run(args: CheckArgs) -> Result<Done, CliError> {
     let mut run = CheckRun {
         errors: found.errors,
         file_skips: found.skipped,
-        fail_on: Some(args.fail_on),
+        fail_on: args.fail_on,
         ..CheckRun::default()
     };
     let mut fixed_out = String::new();
@@ -195,13 +209,13 @@ fn fix_one(
 ) {
     let file = file.to_string();
     let changed = text.as_ref().is_ok_and(|t| t != original);
-    let result = match text {
+    let status = match text {
         Err(reason) => {
             if !args.write && !args.diff {
                 fixed_out.push_str(&format!("# Source: {file}\n---\n"));
                 fixed_out.push_str(original);
             }
-            Err(reason)
+            EditStatus::Unchanged(reason)
         }
         Ok(text) if args.write => {
             if !changed {
@@ -216,7 +230,7 @@ fn fix_one(
                 return;
             }
             match std::fs::write(path, &text) {
-                Ok(()) => Ok(true),
+                Ok(()) => EditStatus::Written,
                 Err(e) => {
                     run.errors
                         .push(InputError::new(file, None, format!("cannot write: {e}")));
@@ -232,7 +246,7 @@ fn fix_one(
             let header = format!("a/{file}");
             let new = format!("b/{file}");
             fixed_out.push_str(&diff.unified_diff().header(&header, &new).to_string());
-            Ok(false)
+            EditStatus::Printed
         }
         Ok(text) => {
             fixed_out.push_str(&format!("# Source: {file}\n---\n"));
@@ -240,10 +254,10 @@ fn fix_one(
             if !changed {
                 return;
             }
-            Ok(false)
+            EditStatus::Printed
         }
     };
-    run.edits.push(Edit { file, result });
+    run.edits.push(Edit { file, status });
 }
 
 /// Prints the report (and the fixed text), and decides the exit code.

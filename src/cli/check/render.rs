@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use serde_json::json;
 
-use super::CheckRun;
+use super::{CheckRun, EditStatus};
 use crate::decision::{Action, Outcome};
 
 /// One block per object, then one summary line.
@@ -45,12 +45,12 @@ pub fn text(run: &CheckRun) -> String {
         }
     }
     for e in &run.edits {
-        match &e.result {
-            Ok(true) => {
+        match &e.status {
+            EditStatus::Written => {
                 let _ = writeln!(out, "fixed {}", e.file);
             }
-            Ok(false) => {}
-            Err(reason) => {
+            EditStatus::Printed => {}
+            EditStatus::Unchanged(reason) => {
                 let _ = writeln!(out, "not fixed {}: {reason} (the file is left unchanged)", e.file);
             }
         }
@@ -78,26 +78,18 @@ pub fn text(run: &CheckRun) -> String {
 
 /// One object: `results`, `errors`, `fixes` (what --fix did) and `summary`.
 pub fn json(run: &CheckRun) -> String {
-    let edits: Vec<_> = run
-        .edits
-        .iter()
-        .map(|e| match &e.result {
-            Ok(written) => json!({"file": e.file, "status": if *written { "written" } else { "printed" }}),
-            Err(reason) => json!({"file": e.file, "status": "unchanged", "reason": reason}),
-        })
-        .collect();
     // Serialized in place, not through a `Value` copy of every report.
     #[derive(serde::Serialize)]
     struct Out<'a> {
         results: &'a [crate::offline::Report],
         errors: &'a [crate::k8s::manifests::InputError],
-        fixes: Vec<serde_json::Value>,
+        fixes: &'a [super::Edit],
         summary: serde_json::Value,
     }
     let doc = Out {
         results: &run.reports,
         errors: &run.errors,
-        fixes: edits,
+        fixes: &run.edits,
         summary: summary(run),
     };
     let mut out =
@@ -152,7 +144,7 @@ pub fn github(run: &CheckRun) -> String {
         command(&mut out, "error", &e.file, e.line, title, &e.message);
     }
     for e in &run.edits {
-        if let Err(reason) = &e.result {
+        if let EditStatus::Unchanged(reason) = &e.status {
             command(&mut out, "warning", &e.file, None, "not fixed", reason);
         }
     }
