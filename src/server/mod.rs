@@ -171,7 +171,7 @@ impl Shared {
     pub fn not_ready_reasons(&self) -> Vec<Cow<'static, str>> {
         let mut missing: Vec<Cow<'static, str>> = Vec::new();
         if !self.certs.is_loaded() {
-            let why = self.cert_error.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let why = self.cert_error();
             missing.push(match why {
                 Some(error) => format!("serving certificate not loaded: {error}").into(),
                 None => "serving certificate not loaded".into(),

@@ -73,29 +73,18 @@ impl Reloader {
         }
         self.cert_retry_at = None;
         let result = match (&files[0], &files[1]) {
-            (Ok(cert), Ok(key)) => tls::pair_from_pem(cert, key).and_then(|pair| match pair.check_window(now) {
-                Ok(()) => Ok(pair),
-                Err(e) => {
-                    if let tls::TlsError::NotYetValid { not_before, .. } = e {
-                        self.cert_retry_at = Some(not_before);
-                    }
-                    Err(e)
-                }
-            }),
+            (Ok(cert), Ok(key)) => tls::usable_pair(cert, key, now),
             (Err(e), _) | (_, Err(e)) => Err(tls::TlsError::Read(e.clone())),
         };
+        if let Err(tls::TlsError::NotYetValid { not_before, .. }) = &result {
+            self.cert_retry_at = Some(*not_before);
+        }
         self.cert_seen = Some(files);
         let metrics = &self.shared.metrics;
         match result {
             Ok(pair) => {
                 let first = !self.shared.certs.is_loaded();
-                let not_after = pair.not_after;
-                self.shared.certs.set(pair);
-                *self.shared.cert_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
-                if let Some(na) = not_after {
-                    metrics.cert_not_after.set(na);
-                }
-                metrics.reload("certificate", true);
+                let not_after = self.shared.take_pair(pair);
                 tracing::info!(
                     target: "gpu_admission::reload",
                     cert = %cfg.tls_cert.display(), not_after = not_after.unwrap_or_default(),
@@ -104,7 +93,7 @@ impl Reloader {
             }
             Err(error) => {
                 metrics.reload("certificate", false);
-                *self.shared.cert_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(error.to_string());
+                self.shared.set_cert_error(Some(error.to_string()));
                 tracing::error!(
                     target: "gpu_admission::reload",
                     cert = %cfg.tls_cert.display(), key = %cfg.tls_key.display(), %error,
@@ -245,6 +234,34 @@ impl Reloader {
             }
         }
         Some(watcher)
+    }
+}
+
+// === impl Shared: the serving pair ===
+
+impl Shared {
+    /// Serves `pair` (new handshakes get it), clears the refusal `/readyz` names, sets the
+    /// notAfter gauge and counts the load. Returns the pair's notAfter (from files here, from
+    /// the Secret in `self_certs`).
+    pub(super) fn take_pair(&self, pair: tls::LoadedPair) -> Option<i64> {
+        let not_after = pair.not_after;
+        self.certs.set(pair);
+        self.set_cert_error(None);
+        if let Some(na) = not_after {
+            self.metrics.cert_not_after.set(na);
+        }
+        self.metrics.reload("certificate", true);
+        not_after
+    }
+
+    /// Why the last serving pair was refused (`None`: one was taken since).
+    pub(super) fn set_cert_error(&self, error: Option<String>) {
+        *self.cert_error.lock().unwrap_or_else(|p| p.into_inner()) = error;
+    }
+
+    /// The refusal [`Shared::set_cert_error`] recorded last.
+    pub(super) fn cert_error(&self) -> Option<String> {
+        self.cert_error.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 

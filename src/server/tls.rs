@@ -114,6 +114,14 @@ pub fn pair_from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<LoadedPair, TlsE
     })
 }
 
+/// A pair that may be served at `now` (Unix time): [`pair_from_pem`], then
+/// [`LoadedPair::check_window`].
+pub fn usable_pair(cert_pem: &[u8], key_pem: &[u8], now: i64) -> Result<LoadedPair, TlsError> {
+    let pair = pair_from_pem(cert_pem, key_pem)?;
+    pair.check_window(now)?;
+    Ok(pair)
+}
+
 // === CertResolver ===
 
 /// Hands every new handshake the current pair (none until one has loaded: handshakes fail).

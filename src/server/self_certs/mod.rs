@@ -123,7 +123,7 @@ pub(super) async fn run(client: kube::Client, shared: Arc<Shared>, cfg: SelfCert
             Ok(wait) => wait.min(poll),
             Err(error) => {
                 if !shared.certs.is_loaded() {
-                    *shared.cert_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(error.to_string());
+                    shared.set_cert_error(Some(error.to_string()));
                 }
                 tracing::warn!(target: "gpu_admission::self_certs", %error, "self-managed certificates: retrying");
                 poll
@@ -252,24 +252,15 @@ impl Round<'_> {
         if self.served.as_ref() == Some(cert) {
             return Ok(());
         }
-        let metrics = &self.shared.metrics;
-        let pair = tls::pair_from_pem(cert.as_bytes(), key.as_bytes())
-            .and_then(|pair| pair.check_window(super::unix_now()).map(|()| pair));
-        let pair = match pair {
+        let pair = match tls::usable_pair(cert.as_bytes(), key.as_bytes(), super::unix_now()) {
             Ok(pair) => pair,
             Err(e) => {
-                metrics.reload("certificate", false);
+                self.shared.metrics.reload("certificate", false);
                 return Err(e.into());
             }
         };
-        let not_after = pair.not_after;
         let serial = plan::Cert::parse(cert).map(|c| c.serial).unwrap_or_default();
-        self.shared.certs.set(pair);
-        *self.shared.cert_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        if let Some(na) = not_after {
-            metrics.cert_not_after.set(na);
-        }
-        metrics.reload("certificate", true);
+        let not_after = self.shared.take_pair(pair);
         tracing::info!(target: "gpu_admission::self_certs", %serial, not_after = not_after.unwrap_or_default(), secret = %self.cfg.secret, "serving the self-managed certificate");
         self.served = Some(cert.clone());
         Ok(())
