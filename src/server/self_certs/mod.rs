@@ -184,8 +184,9 @@ impl Round<'_> {
         let data = current.as_ref().map(secret_data).unwrap_or_default();
         let stored = plan::Stored::from_data(|k| data.get(k).cloned());
         let action = plan::decide(&stored, now, &self.cfg.timing);
-        let data = if action == plan::Action::Keep {
-            data
+        // Parsed again only when something was written.
+        let (data, stored) = if action == plan::Action::Keep {
+            (data, stored)
         } else {
             let new_data = issue::apply(action, &data, &stored, now, self.cfg)?;
             let written = match current {
@@ -205,7 +206,8 @@ impl Round<'_> {
             match written {
                 Ok(_) => {
                     tracing::info!(target: "gpu_admission::self_certs", ?action, secret = %self.cfg.secret, "self-managed certificates written");
-                    new_data
+                    let stored = plan::Stored::from_data(|k| new_data.get(k).cloned());
+                    (new_data, stored)
                 }
                 Err(e) if is_conflict(&e) => {
                     tracing::info!(target: "gpu_admission::self_certs", ?action, "another replica wrote the secret first; reading it again");
@@ -214,10 +216,10 @@ impl Round<'_> {
                 Err(e) => return Err(secret_error(e)),
             }
         };
-        self.serve(&data)?;
+        let serial = stored.serving.as_ref().map_or("", |c| c.serial.as_str());
+        self.serve(&data, serial)?;
         let bundle = data.get(plan::BUNDLE).cloned().unwrap_or_default();
         let again = self.inject(bundle.as_bytes()).await?;
-        let stored = plan::Stored::from_data(|k| data.get(k).cloned());
         let next = plan::next_change(&stored, &self.cfg.timing).unwrap_or(now);
         // At least a second: only a lost race reads again at once.
         let until = u64::try_from(next.saturating_sub(super::unix_now()))
@@ -244,8 +246,9 @@ impl Round<'_> {
         }
     }
 
-    /// Swaps the Secret's serving pair in when it is not the one being served.
-    fn serve(&mut self, data: &BTreeMap<String, String>) -> Result<(), SelfCertsError> {
+    /// Swaps the Secret's serving pair in when it is not the one being served (`serial`: its
+    /// certificate's, as parsed already).
+    fn serve(&mut self, data: &BTreeMap<String, String>, serial: &str) -> Result<(), SelfCertsError> {
         let (Some(cert), Some(key)) = (data.get(plan::TLS_CERT), data.get(plan::TLS_KEY)) else {
             return Ok(());
         };
@@ -259,7 +262,6 @@ impl Round<'_> {
                 return Err(e.into());
             }
         };
-        let serial = plan::Cert::parse(cert).map(|c| c.serial).unwrap_or_default();
         let not_after = self.shared.take_pair(pair);
         tracing::info!(target: "gpu_admission::self_certs", %serial, not_after = not_after.unwrap_or_default(), secret = %self.cfg.secret, "serving the self-managed certificate");
         self.served = Some(cert.clone());
