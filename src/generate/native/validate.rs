@@ -193,7 +193,8 @@ pub fn policy_and_binding(policy: &Policy, family: &Family) -> [Value; 2] {
         ])
     });
     let mut codes: Vec<&str> = family.checks.iter().map(|c| c.code).collect();
-    codes.dedup();
+    let mut seen = std::collections::BTreeSet::new();
+    codes.retain(|c| seen.insert(*c));
     let vap = map([
         ("apiVersion", s("admissionregistration.k8s.io/v1")),
         ("kind", s("ValidatingAdmissionPolicy")),
