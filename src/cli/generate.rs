@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Subcommand;
 
+use super::cluster_read::with_client;
 use super::{CliError, Done, PolicyFlags};
 use crate::cluster::ClusterFacts;
 use crate::cluster::watch::ClusterWatch;
@@ -19,14 +20,7 @@ const SYNC_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The facts `serve --cluster` would decide with: its watch caches, once they have synced.
 fn live_facts(policy: &Policy, kubeconfig: Option<PathBuf>) -> Result<ClusterFacts, CliError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::Failed(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(async {
-        let client = crate::server::kube_client(&ClusterSource { kubeconfig })
-            .await
-            .map_err(|e| CliError::Failed(e.to_string()))?;
+    with_client(&ClusterSource { kubeconfig }, |client| async move {
         let watch = ClusterWatch::spawn(client, policy.spec());
         let mut changes = watch.changes();
         let deadline = tokio::time::sleep(SYNC_TIMEOUT);
@@ -35,16 +29,17 @@ fn live_facts(policy: &Policy, kubeconfig: Option<PathBuf>) -> Result<ClusterFac
             tokio::select! {
                 changed = changes.changed() => if changed.is_err() { break },
                 () = &mut deadline => {
-                    return Err(CliError::Failed(format!(
+                    return Err(format!(
                         "the cluster's {} did not sync within {} s",
                         watch.unsynced().join(", "),
                         SYNC_TIMEOUT.as_secs()
-                    )));
+                    ));
                 }
             }
         }
         Ok(watch.facts(policy.spec()))
     })
+    .map_err(CliError::Failed)
 }
 
 #[derive(Debug, clap::Args)]
