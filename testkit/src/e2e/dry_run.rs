@@ -9,7 +9,7 @@ use crate::Wait;
 /// The dry run of `text`, once no kind in it is unknown to the API server any more (or the
 /// last answer after [`WAIT`]). `what` names the kinds waited for.
 pub fn server_side_dry_run(what: &str, text: &str) -> Output {
-    Wait::new(&format!("the API server discovers {what}"), WAIT).until(|| {
+    Wait::new(format!("the API server discovers {what}"), WAIT).until(|| {
         let out = kubectl(
             &[
                 "apply",
