@@ -275,38 +275,44 @@ impl Round<'_> {
         if bundle.is_empty() {
             return Ok(false);
         }
-        let m = inject_into(&self.mutating, &self.cfg.mutating_webhook, bundle, |c| {
-            c.webhooks.iter_mut().flatten().map(|w| &mut w.client_config).collect()
-        });
-        let m = m.await.map_err(|source| SelfCertsError::Configuration {
-            kind: "mutatingwebhookconfiguration",
-            name: self.cfg.mutating_webhook.clone(),
-            source,
-        })?;
-        let v = inject_into(&self.validating, &self.cfg.validating_webhook, bundle, |c| {
-            c.webhooks.iter_mut().flatten().map(|w| &mut w.client_config).collect()
-        });
-        let v = v.await.map_err(|source| SelfCertsError::Configuration {
-            kind: "validatingwebhookconfiguration",
-            name: self.cfg.validating_webhook.clone(),
-            source,
-        })?;
+        let m = inject_into(
+            &self.mutating,
+            "mutatingwebhookconfiguration",
+            &self.cfg.mutating_webhook,
+            bundle,
+            |c| c.webhooks.iter_mut().flatten().map(|w| &mut w.client_config).collect(),
+        )
+        .await?;
+        let v = inject_into(
+            &self.validating,
+            "validatingwebhookconfiguration",
+            &self.cfg.validating_webhook,
+            bundle,
+            |c| c.webhooks.iter_mut().flatten().map(|w| &mut w.client_config).collect(),
+        )
+        .await?;
         Ok(m || v)
     }
 }
 
 /// One configuration's caBundles set to `bundle` (an update with the resourceVersion read).
-/// `Ok(true)`: it changed under us; read again.
+/// `Ok(true)`: it changed under us; read again. `kind` names it in the error.
 async fn inject_into<K>(
     api: &Api<K>,
+    kind: &'static str,
     name: &str,
     bundle: &[u8],
     client_configs: fn(&mut K) -> Vec<&mut WebhookClientConfig>,
-) -> Result<bool, kube::Error>
+) -> Result<bool, SelfCertsError>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
 {
-    let Some(mut config) = api.get_opt(name).await? else {
+    let error = |source| SelfCertsError::Configuration {
+        kind,
+        name: name.to_string(),
+        source,
+    };
+    let Some(mut config) = api.get_opt(name).await.map_err(error)? else {
         return Ok(false);
     };
     let mut changed = 0usize;
@@ -325,7 +331,7 @@ where
             Ok(false)
         }
         Err(e) if is_conflict(&e) => Ok(true),
-        Err(e) => Err(e),
+        Err(e) => Err(error(e)),
     }
 }
 
