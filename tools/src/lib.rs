@@ -5,7 +5,10 @@
 //! - `floor`: the floor server, the least an HTTPS webhook built from the same crates can do.
 //! - `e2e_bench`: the end-to-end benchmark through a real kube-apiserver; `scripts/bench-e2e.sh`.
 //! - `review_loop`: one recorded review through the review path N times, for profilers.
+//! - `bomb`: memory bombs against the release server (BENCHMARKS.md, "Bounded work").
 //!
-//! This library holds what they share: the load generator ([`load`]).
+//! This library holds what they share: the load generator ([`load`]) and the processes they
+//! start and watch ([`proc`]).
 
 pub mod load;
+pub mod proc;

@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::{SocketAddr, TcpListener as StdListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -25,6 +25,7 @@ use serde_json::{Value, json};
 
 use gpu_admission_testkit::fixtures as support;
 use gpu_admission_tools::load::{self, Client, MAX_RUN, Outcome, Request};
+use gpu_admission_tools::proc::{free_port, make_certs, serve_command, status_kib};
 
 #[derive(Parser)]
 #[command(about = "gpu-admission benchmark driver (BENCHMARKS.md)")]
@@ -138,13 +139,6 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
 fn log_file(dir: &Path, name: &str) -> std::fs::File {
     std::fs::File::create(dir.join(format!("{name}.log"))).expect("log file")
 }
@@ -153,16 +147,7 @@ fn start_gpu_admission(args: &LoadArgs, bin: &Path, certs: &Path, name: &str, qu
     let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let log = log_file(&args.work_dir, name);
-    let mut cmd = Command::new(bin);
-    cmd.arg("serve")
-        .args(["--listen", &addr.to_string(), "--admin-listen", &admin.to_string()])
-        .arg("--tls-cert")
-        .arg(certs.join("tls.crt"))
-        .arg("--tls-key")
-        .arg(certs.join("tls.key"))
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log file"))
-        .stderr(log);
+    let mut cmd = serve_command(bin, certs, addr, admin, log);
     if quiet {
         cmd.env("RUST_LOG", "warn");
     } else {
@@ -223,15 +208,6 @@ fn machine_busy_seconds(ticks: f64) -> f64 {
         .map(|(_, x)| x)
         .sum();
     busy / ticks
-}
-
-/// A `/proc/PID/status` field in KiB (`VmHWM`, `VmRSS`).
-fn status_kib(pid: u32, key: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
 fn clock_ticks() -> f64 {
@@ -392,13 +368,8 @@ fn load(args: LoadArgs) -> ExitCode {
     let duration = Duration::from_secs_f64(args.duration.clamp(0.5, MAX_RUN.as_secs_f64()));
     let certs = args.work_dir.join("certs");
     std::fs::create_dir_all(&args.work_dir).expect("work dir");
-    let made = Command::new(&args.server_bin)
-        .args(["certs", "--out"])
-        .arg(&certs)
-        .stdout(Stdio::null())
-        .status();
-    if !made.is_ok_and(|s| s.success()) {
-        eprintln!("error: `{} certs` failed", args.server_bin.display());
+    if let Err(e) = make_certs(&args.server_bin, &certs) {
+        eprintln!("error: {e}");
         return ExitCode::from(2);
     }
     let client = match Client::new(&certs.join("ca.crt"), None) {

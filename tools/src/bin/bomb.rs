@@ -10,9 +10,9 @@
 //! target/release/bomb --server-bin target/release/gpu-admission --bombs 100 --bytes 8388000
 //! ```
 
-use std::net::{SocketAddr, TcpListener as StdListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use clap::Parser;
 use gpu_admission_tools::load::{self, Client, Request};
+use gpu_admission_tools::proc::{free_port, make_certs, serve_command, status_kib};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 #[derive(Parser)]
@@ -41,21 +42,6 @@ struct Args {
 
 /// The whole run ends after this, whatever happens.
 const MAX_RUN: Duration = Duration::from_secs(300);
-
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-fn status_kib(pid: u32, key: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-}
 
 /// A CREATE review of a pod whose spec holds `[0,0,...]`, `bytes` long in all.
 fn bomb_body(bytes: usize) -> Bytes {
@@ -98,30 +84,16 @@ fn main() -> ExitCode {
     }
     let certs = args.work_dir.join("certs");
     std::fs::create_dir_all(&args.work_dir).expect("work dir");
-    let made = Command::new(&args.server_bin)
-        .args(["certs", "--out"])
-        .arg(&certs)
-        .stdout(Stdio::null())
-        .status();
-    if !made.is_ok_and(|s| s.success()) {
-        eprintln!("error: `{} certs` failed", args.server_bin.display());
+    if let Err(e) = make_certs(&args.server_bin, &certs) {
+        eprintln!("error: {e}");
         return ExitCode::from(2);
     }
     let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let log = std::fs::File::create(args.work_dir.join("server.log")).expect("log file");
-    let mut child = Command::new(&args.server_bin)
-        .arg("serve")
-        .args(["--listen", &addr.to_string(), "--admin-listen", &admin.to_string()])
-        .arg("--tls-cert")
-        .arg(certs.join("tls.crt"))
-        .arg("--tls-key")
-        .arg(certs.join("tls.key"))
+    let mut child = serve_command(&args.server_bin, &certs, addr, admin, log)
         .args(&args.serve_arg)
         .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
         .spawn()
         .expect("the server starts");
     let pid = child.id();
