@@ -18,6 +18,19 @@ pub enum Outcome {
     Denied,
 }
 
+// === impl Outcome ===
+
+impl Outcome {
+    /// The word reports print (the same as its JSON).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Allowed => "allowed",
+            Outcome::Mutated => "mutated",
+            Outcome::Denied => "denied",
+        }
+    }
+}
+
 /// What a rule does when it finds a violation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -203,7 +203,7 @@ fn run_suite(path: &Path, table: &mut String) -> Result<(usize, usize), CliError
 }
 
 fn describe(decision: Outcome, codes: Option<&BTreeSet<String>>) -> String {
-    let word = super::check::outcome_word(decision);
+    let word = decision.as_str();
     match codes {
         Some(c) if !c.is_empty() => format!("{word} [{}]", c.iter().cloned().collect::<Vec<_>>().join(",")),
         _ => word.to_string(),

@@ -7,7 +7,6 @@ use std::fmt::Write as _;
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::CheckRun;
-use super::render::outcome_word;
 use crate::decision::Action;
 
 pub fn render(run: &CheckRun) -> String {
@@ -35,8 +34,8 @@ pub fn render(run: &CheckRun) -> String {
                 .chain(r.fixes.iter().map(|f| f.code))
                 .collect();
             status
-                .set_message(format!("{}: {}", outcome_word(r.decision), codes.join(", ")))
-                .set_type(outcome_word(r.decision))
+                .set_message(format!("{}: {}", r.decision.as_str(), codes.join(", ")))
+                .set_type(r.decision.as_str())
                 .set_description(detail.clone());
             TestCase::new(name, status)
         } else {

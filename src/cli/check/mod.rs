@@ -19,7 +19,6 @@ mod render;
 mod sarif;
 
 pub use live::LiveArgs;
-pub use render::outcome_word;
 
 /// `--help`'s account of the exit codes.
 pub const EXIT_CODES: &str = "Exit codes:

@@ -19,14 +19,7 @@ pub fn text(run: &CheckRun) -> String {
         if let Some(i) = r.item {
             let _ = write!(out, " items[{i}]");
         }
-        let _ = writeln!(
-            out,
-            ": {} {}/{}: {}",
-            r.kind,
-            r.namespace,
-            r.name,
-            outcome_word(r.decision)
-        );
+        let _ = writeln!(out, ": {} {}/{}: {}", r.kind, r.namespace, r.name, r.decision.as_str());
         for v in &r.violations {
             let action = if v.action == Action::Warn { "warn" } else { "deny" };
             let _ = write!(out, "    {action} {} {}", v.code, v.path);
@@ -176,14 +169,6 @@ fn data(s: &str) -> String {
 /// Escaping of a workflow command's property value.
 fn property(s: &str) -> String {
     data(s).replace(':', "%3A").replace(',', "%2C")
-}
-
-pub fn outcome_word(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Allowed => "allowed",
-        Outcome::Mutated => "mutated",
-        Outcome::Denied => "denied",
-    }
 }
 
 #[cfg(test)]
