@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::{AcquireError, Semaphore, SemaphorePermit};
 
 /// Reviews up to this size take their permits from the small pool.
 pub const SMALL_MAX_BYTES: usize = 256 * 1024;
@@ -54,29 +54,39 @@ impl Budget {
 
     /// Permits for a body of `bytes`, waiting at most `wait`.
     pub async fn body(&self, bytes: usize, wait: Duration) -> Result<SemaphorePermit<'_>, Busy> {
-        let (pool, cap) = if bytes <= SMALL_MAX_BYTES {
+        let (pool, cap) = if is_small(bytes) {
             (&self.small, SMALL_POOL_BYTES)
         } else {
             (&self.large, self.large_bytes)
         };
         let n = u32::try_from(bytes.clamp(1, cap)).unwrap_or(u32::MAX);
-        match tokio::time::timeout(wait, pool.acquire_many(n)).await {
-            Ok(Ok(permit)) => Ok(permit),
-            _ => Err(Busy),
-        }
+        within(wait, pool.acquire_many(n)).await
     }
 
     /// A decoding thread for a body of `bytes`, waiting at most `wait`.
     pub async fn decoder(&self, bytes: usize, wait: Duration) -> Result<SemaphorePermit<'_>, Busy> {
-        let pool = if bytes <= SMALL_MAX_BYTES {
+        let pool = if is_small(bytes) {
             &self.small_decoders
         } else {
             &self.large_decoders
         };
-        match tokio::time::timeout(wait, pool.acquire()).await {
-            Ok(Ok(permit)) => Ok(permit),
-            _ => Err(Busy),
-        }
+        within(wait, pool.acquire()).await
+    }
+}
+
+/// Whether a review of `bytes` takes from the small pools.
+fn is_small(bytes: usize) -> bool {
+    bytes <= SMALL_MAX_BYTES
+}
+
+/// The permit `acquire` gives within `wait`, or [`Busy`].
+async fn within<'a>(
+    wait: Duration,
+    acquire: impl Future<Output = Result<SemaphorePermit<'a>, AcquireError>>,
+) -> Result<SemaphorePermit<'a>, Busy> {
+    match tokio::time::timeout(wait, acquire).await {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => Err(Busy),
     }
 }
 
