@@ -10,7 +10,7 @@ use serde_yaml_ng::Value;
 
 use super::cel::{self, SpecPath};
 use super::exempt::{self, Active, Trigger};
-use super::yaml::{int, list, map, push, s, strs};
+use super::yaml::{ADMISSION_V1, int, list, map, metadata, named, object, push, s, strs};
 use crate::k8s::workload::{KINDS, KindInfo};
 use crate::policy::Policy;
 
@@ -89,7 +89,7 @@ impl Target {
     /// objects stored before a policy change can still be scaled and deleted.
     pub fn template_changed(&self) -> Option<Value> {
         let expression = self.template_changed_expr()?;
-        Some(map([("name", s("template-changed")), ("expression", s(&expression))]))
+        Some(named("template-changed", &expression))
     }
 
     /// The CEL of [`Target::template_changed`].
@@ -183,7 +183,7 @@ pub fn sends(
     }
     names.reverse();
     let expression = format!("{} &&\n({})", path.guard(), cel::indent(&clauses.join(" ||\n")));
-    Some(map([("name", s(&names.join("-or-"))), ("expression", s(&expression))]))
+    Some(named(&names.join("-or-"), &expression))
 }
 
 /// The matchConditions of one webhook.
@@ -191,7 +191,7 @@ fn conditions(policy: &Policy, target: &Target, mutating: bool, only: &[Trigger]
     let rules = exempt::active(policy, mutating);
     let leave_out = exempt::union(policy, &exempt::common(&rules));
     let mut conditions: Vec<Value> = target.template_changed().into_iter().collect();
-    let nothing = map([("name", s("no-rule-is-on")), ("expression", s("false"))]);
+    let nothing = named("no-rule-is-on", "false");
     conditions.push(sends(policy, &rules, &target.path, &leave_out, only).unwrap_or(nothing));
     list(conditions)
 }
@@ -253,18 +253,12 @@ pub fn hybrid_patch(policy: &Policy) -> Value {
 }
 
 fn configuration(kind: &str, webhooks: Vec<Value>) -> Value {
-    map([
-        ("apiVersion", s("admissionregistration.k8s.io/v1")),
-        ("kind", s(kind)),
-        (
-            "metadata",
-            map([
-                ("name", s("gpu-admission")),
-                ("labels", map([("app.kubernetes.io/name", s("gpu-admission"))])),
-            ]),
-        ),
-        ("webhooks", list(webhooks)),
-    ])
+    object(
+        ADMISSION_V1,
+        kind,
+        metadata("gpu-admission"),
+        [("webhooks", list(webhooks))],
+    )
 }
 
 /// The MutatingWebhookConfiguration (Pods; controllers too with `mutateTemplates: true`) and the

@@ -35,6 +35,45 @@ pub fn strs<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> Value {
     list(items.into_iter().map(|i| s(i.as_ref())))
 }
 
+/// The API group of the webhook configurations and the admission policies.
+pub const ADMISSION_V1: &str = "admissionregistration.k8s.io/v1";
+
+/// The labels of every object gpu-admission generates or writes.
+pub const LABELS: [(&str, &str); 1] = [("app.kubernetes.io/name", "gpu-admission")];
+
+/// [`LABELS`] as a mapping.
+pub fn labels() -> Value {
+    map(LABELS.map(|(k, v)| (k, s(v))))
+}
+
+/// [`LABELS`] as owned strings (for typed objects).
+pub fn label_strings() -> std::collections::BTreeMap<String, String> {
+    LABELS.map(|(k, v)| (k.to_string(), v.to_string())).into()
+}
+
+/// `{name, labels}`: the metadata of a cluster-scoped object.
+pub fn metadata(name: &str) -> Value {
+    map([("name", s(name)), ("labels", labels())])
+}
+
+/// `{name, expression}`: a variable or a matchCondition.
+pub fn named(name: &str, expression: &str) -> Value {
+    map([("name", s(name)), ("expression", s(expression))])
+}
+
+/// `apiVersion`, `kind` and `metadata`, then the rest in the order given.
+pub fn object<const N: usize>(api_version: &str, kind: &str, metadata: Value, rest: [(&str, Value); N]) -> Value {
+    let mut out = map([
+        ("apiVersion", s(api_version)),
+        ("kind", s(kind)),
+        ("metadata", metadata),
+    ]);
+    for (k, v) in rest {
+        push(&mut out, k, v);
+    }
+    out
+}
+
 /// `header` as `# ` comment lines, then the documents separated by `---`.
 pub fn render(header: &str, docs: &[Value]) -> Result<String, serde_yaml_ng::Error> {
     let mut out = String::new();

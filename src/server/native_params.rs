@@ -31,7 +31,7 @@ fn config_map(data: BTreeMap<String, String>) -> ConfigMap {
         metadata: ObjectMeta {
             name: Some(params::NAME.into()),
             namespace: Some(params::NAMESPACE.into()),
-            labels: Some([("app.kubernetes.io/name".to_string(), "gpu-admission".to_string())].into()),
+            labels: Some(crate::generate::yaml::label_strings()),
             ..ObjectMeta::default()
         },
         data: Some(data),

@@ -13,7 +13,7 @@ pub mod validate;
 
 use serde_yaml_ng::{Mapping, Value};
 
-use super::yaml::{map, s};
+use super::yaml::{ADMISSION_V1, labels, map, metadata, object, s};
 use crate::engine::Effective;
 
 /// Codes of the engine no native policy reports, and why.
@@ -90,19 +90,12 @@ pub fn generate(effective: &Effective) -> Native {
     for (k, v) in params::data(effective) {
         data.insert(Value::String(k), Value::String(v));
     }
-    let params = map([
-        ("apiVersion", s("v1")),
-        ("kind", s("ConfigMap")),
-        (
-            "metadata",
-            map([
-                ("name", s(params::NAME)),
-                ("namespace", s(params::NAMESPACE)),
-                ("labels", map([("app.kubernetes.io/name", s("gpu-admission"))])),
-            ]),
-        ),
-        ("data", Value::Mapping(data)),
+    let meta = map([
+        ("name", s(params::NAME)),
+        ("namespace", s(params::NAMESPACE)),
+        ("labels", labels()),
     ]);
+    let params = object("v1", "ConfigMap", meta, [("data", Value::Mapping(data))]);
     let mut validating = Vec::new();
     let mut families = validate::families(policy);
     families.push(validate::template_fixes(policy));
@@ -115,6 +108,26 @@ pub fn generate(effective: &Effective) -> Native {
         validating,
         mutating,
     }
+}
+
+/// A policy's `paramKind`: the params ConfigMap.
+fn param_kind() -> Value {
+    map([("apiVersion", s("v1")), ("kind", s("ConfigMap"))])
+}
+
+/// The `kind` binding of policy `name` to the params ConfigMap (`parameterNotFoundAction`
+/// `not_found`), then the rest of its spec.
+fn binding<const N: usize>(kind: &str, name: &str, not_found: &str, rest: [(&str, Value); N]) -> Value {
+    let param_ref = map([
+        ("name", s(params::NAME)),
+        ("namespace", s(params::NAMESPACE)),
+        ("parameterNotFoundAction", s(not_found)),
+    ]);
+    let mut spec = map([("policyName", s(name)), ("paramRef", param_ref)]);
+    for (k, v) in rest {
+        super::yaml::push(&mut spec, k, v);
+    }
+    object(ADMISSION_V1, kind, metadata(name), [("spec", spec)])
 }
 
 pub const PARAMS_HEADER: &str = "\

@@ -6,12 +6,11 @@
 use serde_yaml_ng::Value;
 
 use super::checks::DEFAULT_CLASS;
-use super::params;
 use super::pod::{self, VISIBLE_DEVICES, gets_gpu, tolerates};
 use crate::decision::Action;
 use crate::generate::cel::{quote, quote_list};
 use crate::generate::exempt;
-use crate::generate::yaml::{list, map, s};
+use crate::generate::yaml::{ADMISSION_V1, list, map, metadata, named, object, s};
 use crate::policy::Policy;
 
 pub const NAME: &str = "gpu-admission-pods";
@@ -113,13 +112,11 @@ pub fn mutations(policy: &Policy) -> Vec<String> {
 
 /// The policy and its binding.
 pub fn policy_and_binding(policy: &Policy) -> [Value; 2] {
-    let labels = || map([("app.kubernetes.io/name", s("gpu-admission"))]);
     let rules = exempt::active(policy, true);
     let leave_out = exempt::union(policy, &exempt::common(&rules));
     let mut variables = pod::variables(policy, "object.spec");
-    let v = |name: &str, expr: &str| map([("name", s(name)), ("expression", s(expr))]);
-    variables.push(v("allowedClasses", &pod::param_list("allowedClasses")));
-    variables.push(v("knownClasses", &pod::param_list("knownClasses")));
+    variables.push(named("allowedClasses", &pod::param_list("allowedClasses")));
+    variables.push(named("knownClasses", &pod::param_list("knownClasses")));
     let mutations = mutations(policy).into_iter().map(|e| {
         map([
             ("patchType", s("JSONPatch")),
@@ -133,53 +130,27 @@ pub fn policy_and_binding(policy: &Policy) -> [Value; 2] {
         ("resources", list([s("pods")])),
         ("scope", s("Namespaced")),
     ]);
-    let map_policy = map([
-        ("apiVersion", s("admissionregistration.k8s.io/v1")),
-        ("kind", s("MutatingAdmissionPolicy")),
-        ("metadata", map([("name", s(NAME)), ("labels", labels())])),
+    let spec = map([
+        ("failurePolicy", s("Ignore")),
+        ("reinvocationPolicy", s("IfNeeded")),
+        ("paramKind", super::param_kind()),
         (
-            "spec",
+            "matchConstraints",
             map([
-                ("failurePolicy", s("Ignore")),
-                ("reinvocationPolicy", s("IfNeeded")),
-                ("paramKind", map([("apiVersion", s("v1")), ("kind", s("ConfigMap"))])),
-                (
-                    "matchConstraints",
-                    map([
-                        ("namespaceSelector", exempt::namespace_selector(&leave_out)),
-                        ("resourceRules", list([pods_create])),
-                    ]),
-                ),
-                (
-                    "matchConditions",
-                    list([map([
-                        ("name", s("has-pod-spec")),
-                        ("expression", s("has(object.spec)")),
-                    ])]),
-                ),
-                ("variables", list(variables)),
-                ("mutations", list(mutations)),
+                ("namespaceSelector", exempt::namespace_selector(&leave_out)),
+                ("resourceRules", list([pods_create])),
             ]),
         ),
+        ("matchConditions", list([named("has-pod-spec", "has(object.spec)")])),
+        ("variables", list(variables)),
+        ("mutations", list(mutations)),
     ]);
-    let binding = map([
-        ("apiVersion", s("admissionregistration.k8s.io/v1")),
-        ("kind", s("MutatingAdmissionPolicyBinding")),
-        ("metadata", map([("name", s(NAME)), ("labels", labels())])),
-        (
-            "spec",
-            map([
-                ("policyName", s(NAME)),
-                (
-                    "paramRef",
-                    map([
-                        ("name", s(params::NAME)),
-                        ("namespace", s(params::NAMESPACE)),
-                        ("parameterNotFoundAction", s("Allow")),
-                    ]),
-                ),
-            ]),
-        ),
-    ]);
+    let map_policy = object(
+        ADMISSION_V1,
+        "MutatingAdmissionPolicy",
+        metadata(NAME),
+        [("spec", spec)],
+    );
+    let binding = super::binding("MutatingAdmissionPolicyBinding", NAME, "Allow", []);
     [map_policy, binding]
 }

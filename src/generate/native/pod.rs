@@ -6,7 +6,7 @@
 use serde_yaml_ng::Value;
 
 use crate::generate::cel::quote;
-use crate::generate::yaml::{map, s};
+use crate::generate::yaml::named;
 use crate::policy::Policy;
 
 /// The variable NVIDIA's container runtime reads.
@@ -64,7 +64,6 @@ pub fn param_list(key: &str) -> String {
 
 /// The variables both kinds of policy declare (`spec` is the pod spec).
 pub fn variables(policy: &Policy, spec: &str) -> Vec<Value> {
-    let v = |name: &str, expr: &str| map([("name", s(name)), ("expression", s(expr))]);
     let gpu_ask = {
         let x = val("c", "r");
         format!(
@@ -79,15 +78,15 @@ pub fn variables(policy: &Policy, spec: &str) -> Vec<Value> {
         selects_gpu_nodes(policy)
     );
     vec![
-        v("spec", spec),
-        v(
+        named("spec", spec),
+        named(
             "containers",
             "(has(variables.spec.initContainers) ? variables.spec.initContainers : []) +\n(has(variables.spec.containers) ? variables.spec.containers : [])",
         ),
-        v("gpuResources", &param_list("gpuResources")),
-        v("offeredResources", &param_list("offeredResources")),
-        v("gpuNodes", &param_list("gpuNodes")),
-        v("gpu", &gpu_ask),
-        v("lands", &lands),
+        named("gpuResources", &param_list("gpuResources")),
+        named("offeredResources", &param_list("offeredResources")),
+        named("gpuNodes", &param_list("gpuNodes")),
+        named("gpu", &gpu_ask),
+        named("lands", &lands),
     ]
 }

@@ -4,12 +4,11 @@
 use serde_yaml_ng::Value;
 
 use super::checks::{self, Check};
-use super::params;
 use super::pod;
 use crate::decision::Action;
 use crate::generate::exempt::{self, Active};
 use crate::generate::webhooks::{ALL_TRIGGERS, Target, sends, targets};
-use crate::generate::yaml::{list, map, s, strs};
+use crate::generate::yaml::{ADMISSION_V1, labels, list, map, named, object, s, strs};
 use crate::policy::Policy;
 
 /// One policy: its name, the binding's action, the namespaces it skips besides the policy's,
@@ -150,10 +149,6 @@ pub fn by_kind(targets: &[Target], f: impl Fn(&Target) -> String) -> String {
     out
 }
 
-fn labels() -> Value {
-    map([("app.kubernetes.io/name", s("gpu-admission"))])
-}
-
 /// The policy and its binding.
 pub fn policy_and_binding(policy: &Policy, family: &Family) -> [Value; 2] {
     let targets = targets();
@@ -181,10 +176,9 @@ pub fn policy_and_binding(policy: &Policy, family: &Family) -> [Value; 2] {
     let spec_of = by_kind(&targets, |t| t.path.expr());
     let path_of = by_kind(&targets, |t| crate::generate::cel::quote(&t.path.segments.join(".")));
     let mut variables = pod::variables(policy, &spec_of);
-    let v = |name: &str, expr: &str| map([("name", s(name)), ("expression", s(expr))]);
-    variables.push(v("path", &path_of));
-    variables.push(v("allowedClasses", &pod::param_list("allowedClasses")));
-    variables.push(v("knownClasses", &pod::param_list("knownClasses")));
+    variables.push(named("path", &path_of));
+    variables.push(named("allowedClasses", &pod::param_list("allowedClasses")));
+    variables.push(named("knownClasses", &pod::param_list("knownClasses")));
     let validations = family.checks.iter().map(|c| {
         map([
             ("expression", s(&c.passes)),
@@ -195,68 +189,45 @@ pub fn policy_and_binding(policy: &Policy, family: &Family) -> [Value; 2] {
     let mut codes: Vec<&str> = family.checks.iter().map(|c| c.code).collect();
     let mut seen = std::collections::BTreeSet::new();
     codes.retain(|c| seen.insert(*c));
-    let vap = map([
-        ("apiVersion", s("admissionregistration.k8s.io/v1")),
-        ("kind", s("ValidatingAdmissionPolicy")),
-        (
-            "metadata",
-            map([
-                ("name", s(&name)),
-                ("labels", labels()),
-                ("annotations", map([("gpu-admission.io/codes", s(&codes.join(",")))])),
-            ]),
-        ),
-        (
-            "spec",
-            map([
-                ("failurePolicy", s("Fail")),
-                ("paramKind", map([("apiVersion", s("v1")), ("kind", s("ConfigMap"))])),
-                (
-                    "matchConstraints",
-                    map([
-                        (
-                            "namespaceSelector",
-                            exempt::namespace_selector(&exempt::union(policy, &family.exempt)),
-                        ),
-                        ("resourceRules", list(rules)),
-                    ]),
-                ),
-                (
-                    "matchConditions",
-                    list([
-                        map([("name", s("has-pod-spec")), ("expression", s(&has_spec))]),
-                        map([("name", s("template-changed")), ("expression", s(&changed))]),
-                        map([("name", s("may-be-reported")), ("expression", s(&triggered))]),
-                    ]),
-                ),
-                ("variables", list(variables)),
-                ("validations", list(validations)),
-            ]),
-        ),
+    let meta = map([
+        ("name", s(&name)),
+        ("labels", labels()),
+        ("annotations", map([("gpu-admission.io/codes", s(&codes.join(",")))])),
     ]);
+    let spec = map([
+        ("failurePolicy", s("Fail")),
+        ("paramKind", super::param_kind()),
+        (
+            "matchConstraints",
+            map([
+                (
+                    "namespaceSelector",
+                    exempt::namespace_selector(&exempt::union(policy, &family.exempt)),
+                ),
+                ("resourceRules", list(rules)),
+            ]),
+        ),
+        (
+            "matchConditions",
+            list([
+                named("has-pod-spec", &has_spec),
+                named("template-changed", &changed),
+                named("may-be-reported", &triggered),
+            ]),
+        ),
+        ("variables", list(variables)),
+        ("validations", list(validations)),
+    ]);
+    let vap = object(ADMISSION_V1, "ValidatingAdmissionPolicy", meta, [("spec", spec)]);
     let actions = match family.action {
         Action::Warn => "Warn",
         _ => "Deny",
     };
-    let binding = map([
-        ("apiVersion", s("admissionregistration.k8s.io/v1")),
-        ("kind", s("ValidatingAdmissionPolicyBinding")),
-        ("metadata", map([("name", s(&name)), ("labels", labels())])),
-        (
-            "spec",
-            map([
-                ("policyName", s(&name)),
-                (
-                    "paramRef",
-                    map([
-                        ("name", s(params::NAME)),
-                        ("namespace", s(params::NAMESPACE)),
-                        ("parameterNotFoundAction", s("Deny")),
-                    ]),
-                ),
-                ("validationActions", strs([actions])),
-            ]),
-        ),
-    ]);
+    let binding = super::binding(
+        "ValidatingAdmissionPolicyBinding",
+        &name,
+        "Deny",
+        [("validationActions", strs([actions]))],
+    );
     [vap, binding]
 }
