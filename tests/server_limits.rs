@@ -11,8 +11,10 @@ use gpu_admission::server::RunningServer;
 use gpu_admission_testkit::{Pod, Review};
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Bytes;
+use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::AsyncReadExt as _;
+use tokio::task::JoinHandle;
 
 fn body() -> String {
     Review::create(&Pod::gpu(1).ns("ai").build()).uid("limits").to_string()
@@ -28,11 +30,7 @@ async fn healthy(client: &Client) {
 }
 
 async fn counted(server: &RunningServer, cause: &str) -> f64 {
-    let text = metrics_text(server).await;
-    metric(
-        &text,
-        &format!(r#"gpu_admission_request_errors_total{{cause="{cause}"}}"#),
-    )
+    errors_counted(&metrics_text(server).await, cause)
 }
 
 async fn wait_counted(server: &RunningServer, cause: &str) {
@@ -41,6 +39,16 @@ async fn wait_counted(server: &RunningServer, cause: &str) {
 
 fn h2_client(server: &RunningServer, pki: &Pki) -> Client {
     Client::with_alpn(server.addr, pki.ca_pem(), vec![b"h2".to_vec()])
+}
+
+/// An HTTP/2 connection (ALPN h2, hyper's handshake), driven by a task of its own: the sender
+/// and the task (it ends with the connection).
+async fn h2_conn(server: &RunningServer, pki: &Pki) -> (SendRequest<Full<Bytes>>, JoinHandle<hyper::Result<()>>) {
+    let io = TokioIo::new(h2_client(server, pki).connect().await.unwrap().stream);
+    let (send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+        .await
+        .unwrap();
+    (send, tokio::spawn(conn))
 }
 
 fn h2_request(extra_header: Option<usize>) -> hyper::Request<Full<Bytes>> {
@@ -90,11 +98,7 @@ async fn an_h2_client_that_never_sends_the_preface_or_a_request_is_closed() {
     let mut silent = h2.connect().await.unwrap();
     assert_eq!(silent.alpn.as_deref(), Some(&b"h2"[..]));
     // The preface and SETTINGS (hyper's handshake), pings answered, but no request.
-    let io = TokioIo::new(h2.connect().await.unwrap().stream);
-    let (_send, preface_only) = hyper::client::conn::http2::handshake::<_, _, Full<Bytes>>(TokioExecutor::new(), io)
-        .await
-        .unwrap();
-    let preface_only = tokio::spawn(preface_only);
+    let (_send, preface_only) = h2_conn(&server, &pki).await;
 
     healthy(&client).await;
     let mut buf = Vec::new();
@@ -118,11 +122,7 @@ async fn an_idle_h2_client_that_answers_pings_gets_a_goaway() {
         c.keepalive_interval = Duration::from_millis(100);
     })
     .await;
-    let io = TokioIo::new(h2_client(&server, &pki).connect().await.unwrap().stream);
-    let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
-        .await
-        .unwrap();
-    let conn = tokio::spawn(conn); // driven: pings are answered
+    let (mut send, conn) = h2_conn(&server, &pki).await; // driven: pings are answered
     let resp = send.send_request(h2_request(None)).await.unwrap();
     assert_eq!(resp.status(), 200);
     resp.into_body().collect().await.unwrap();
@@ -163,15 +163,6 @@ async fn an_h2_client_that_never_answers_pings_is_closed() {
     drop(conn);
     healthy(&client).await;
     server.shutdown().await;
-}
-
-/// Writes `bytes` (the server may answer and close before all are written), then reads to the end.
-async fn lenient_raw(client: &Client, bytes: &[u8]) -> Vec<u8> {
-    let mut conn = client.connect().await.unwrap();
-    let _ = tokio::io::AsyncWriteExt::write_all(&mut conn.stream, bytes).await;
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(BOUND, conn.stream.read_to_end(&mut out)).await;
-    out
 }
 
 /// The types of the HTTP/2 frames in `bytes` (the server's side: no preface).
@@ -222,16 +213,17 @@ async fn the_header_limit_is_the_same_for_http1_and_http2() {
         )
     };
     for (pad, fits) in [(12 * 1024, true), (20 * 1024, false), (64 * 1024, false)] {
-        let raw = lenient_raw(&client, raw_h1(pad).as_bytes()).await;
+        let raw = client
+            .connect()
+            .await
+            .unwrap()
+            .raw_lenient(raw_h1(pad).as_bytes())
+            .await;
         let status = String::from_utf8_lossy(&raw[..raw.len().min(12)]).to_string();
         let want = if fits { "HTTP/1.1 200" } else { "HTTP/1.1 431" };
         assert_eq!(status, want, "HTTP/1.1 with a {pad}-byte header");
 
-        let io = TokioIo::new(h2_client(&server, &pki).connect().await.unwrap().stream);
-        let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
+        let (mut send, _conn) = h2_conn(&server, &pki).await;
         let status = send
             .send_request(h2_request(Some(pad)))
             .await

@@ -276,10 +276,24 @@ impl Conn {
     pub async fn raw(mut self, bytes: &[u8]) -> Vec<u8> {
         self.stream.write_all(bytes).await.expect("write");
         self.stream.flush().await.expect("flush");
+        let (out, closed) = self.read_to_close().await;
+        assert!(closed, "server did not close the connection");
+        out
+    }
+
+    /// [`raw`](Self::raw) without its asserts, for a server that may answer and close before
+    /// all of `bytes` is written: what was read when the server closed (or at [`BOUND`]).
+    pub async fn raw_lenient(mut self, bytes: &[u8]) -> Vec<u8> {
+        let _ = self.stream.write_all(bytes).await;
+        let _ = self.stream.flush().await;
+        self.read_to_close().await.0
+    }
+
+    /// Reads until the server closes or [`BOUND`] passes; what was read, and whether it closed.
+    async fn read_to_close(&mut self) -> (Vec<u8>, bool) {
         let mut out = Vec::new();
         let read = tokio::time::timeout(BOUND, self.stream.read_to_end(&mut out)).await;
-        assert!(read.is_ok(), "server did not close the connection");
-        out
+        (out, read.is_ok())
     }
 }
 
@@ -369,9 +383,21 @@ pub async fn admin_get(addr: SocketAddr, path: &str) -> Resp {
 #[track_caller]
 pub fn assert_errors_counted(text: &str, causes: &[(&str, f64)]) {
     for (cause, n) in causes {
-        let sample = format!("gpu_admission_request_errors_total{{cause=\"{cause}\"}}");
-        assert!(metric(text, &sample) >= *n, "{sample} < {n} in\n{text}");
+        assert!(
+            errors_counted(text, cause) >= *n,
+            "{} < {n} in\n{text}",
+            errors_sample(cause)
+        );
     }
+}
+
+/// `gpu_admission_request_errors_total{cause}` in Prometheus text (0 when absent).
+pub fn errors_counted(text: &str, cause: &str) -> f64 {
+    metric(text, &errors_sample(cause))
+}
+
+fn errors_sample(cause: &str) -> String {
+    format!("gpu_admission_request_errors_total{{cause=\"{cause}\"}}")
 }
 
 /// The value of one sample in Prometheus text (`name{labels}`), 0 when absent.
