@@ -132,9 +132,6 @@ pub fn targets() -> Vec<Target> {
     out
 }
 
-/// The matchCondition sending a pod spec to `rules` for the triggers in `only`, except where
-/// each rule skips it (`leave_out`: namespaces the namespaceSelector already leaves out).
-/// `None`: no rule is on.
 /// Every trigger: the webhook mode.
 pub const ALL_TRIGGERS: &[Trigger] = &[Trigger::HostPath, Trigger::Lands, Trigger::GpuAsk];
 
@@ -142,13 +139,16 @@ pub const ALL_TRIGGERS: &[Trigger] = &[Trigger::HostPath, Trigger::Lands, Trigge
 /// workloads and pods with claims); the native policies take the rest.
 pub const HYBRID_TRIGGERS: &[Trigger] = &[Trigger::GpuAsk];
 
+/// The matchCondition sending a pod spec to `rules` for the triggers in `only`, except where
+/// each rule skips it (`leave_out`: namespaces the namespaceSelector already leaves out), as
+/// its name and its CEL. `None`: no rule is on.
 pub fn sends(
     policy: &Policy,
     rules: &[Active],
     path: &SpecPath,
     leave_out: &[String],
     only: &[Trigger],
-) -> Option<Value> {
+) -> Option<(String, String)> {
     let p = path.expr();
     let mut clauses = Vec::new();
     let mut names = Vec::new();
@@ -183,22 +183,29 @@ pub fn sends(
     }
     names.reverse();
     let expression = format!("{} &&\n({})", path.guard(), cel::indent(&clauses.join(" ||\n")));
-    Some(named(&names.join("-or-"), &expression))
+    Some((names.join("-or-"), expression))
 }
 
-/// The matchConditions of one webhook.
-fn conditions(policy: &Policy, target: &Target, mutating: bool, only: &[Trigger]) -> Value {
+/// The rules one configuration serves, and the namespaces its namespaceSelector leaves out.
+fn served(policy: &Policy, mutating: bool) -> (Vec<Active>, Vec<String>) {
     let rules = exempt::active(policy, mutating);
     let leave_out = exempt::union(policy, &exempt::common(&rules));
+    (rules, leave_out)
+}
+
+/// The matchConditions of one webhook serving `rules` (see [`served`]).
+fn conditions(policy: &Policy, target: &Target, rules: &[Active], leave_out: &[String], only: &[Trigger]) -> Value {
     let mut conditions: Vec<Value> = target.template_changed().into_iter().collect();
-    let nothing = named("no-rule-is-on", "false");
-    conditions.push(sends(policy, &rules, &target.path, &leave_out, only).unwrap_or(nothing));
+    let sent = sends(policy, rules, &target.path, leave_out, only);
+    conditions.push(match sent {
+        Some((name, expression)) => named(&name, &expression),
+        None => named("no-rule-is-on", "false"),
+    });
     list(conditions)
 }
 
 fn webhook(policy: &Policy, svc: &Service, target: &Target, mutating: bool) -> Value {
-    let rules = exempt::active(policy, mutating);
-    let leave_out = exempt::union(policy, &exempt::common(&rules));
+    let (rules, leave_out) = served(policy, mutating);
     let (verb, endpoint, failure, timeout) = if mutating {
         ("mutate", "/mutate", MUTATE_FAILURE_POLICY, MUTATE_TIMEOUT_SECONDS)
     } else {
@@ -233,7 +240,7 @@ fn webhook(policy: &Policy, svc: &Service, target: &Target, mutating: bool) -> V
     push(
         &mut w,
         "matchConditions",
-        conditions(policy, target, mutating, ALL_TRIGGERS),
+        conditions(policy, target, &rules, &leave_out, ALL_TRIGGERS),
     );
     w
 }
@@ -243,11 +250,12 @@ fn webhook(policy: &Policy, svc: &Service, target: &Target, mutating: bool) -> V
 /// decisions need the candidate nodes and the claims; the native policies decide the rest, and
 /// the mutating configuration is dropped (the MutatingAdmissionPolicy patches).
 pub fn hybrid_patch(policy: &Policy) -> Value {
+    let (rules, leave_out) = served(policy, false);
     list(targets().iter().enumerate().map(|(i, target)| {
         map([
             ("op", s("replace")),
             ("path", s(&format!("/webhooks/{i}/matchConditions"))),
-            ("value", conditions(policy, target, false, HYBRID_TRIGGERS)),
+            ("value", conditions(policy, target, &rules, &leave_out, HYBRID_TRIGGERS)),
         ])
     }))
 }

@@ -168,9 +168,7 @@ pub fn policy_and_binding(policy: &Policy, family: &Family) -> [Value; 2] {
         .filter(|a| family.rules.contains(&a.send.rule))
         .collect();
     let triggered = by_kind(&targets, |t| {
-        sends(policy, &expressed, &t.path, &leave_out, ALL_TRIGGERS)
-            .and_then(|c| c["expression"].as_str().map(str::to_string))
-            .unwrap_or_else(|| "false".into())
+        sends(policy, &expressed, &t.path, &leave_out, ALL_TRIGGERS).map_or_else(|| "false".into(), |(_, e)| e)
     });
     let changed = by_kind(&targets, |t| t.template_changed_expr().unwrap_or_else(|| "true".into()));
     let spec_of = by_kind(&targets, |t| t.path.expr());
@@ -200,10 +198,7 @@ pub fn policy_and_binding(policy: &Policy, family: &Family) -> [Value; 2] {
         (
             "matchConstraints",
             map([
-                (
-                    "namespaceSelector",
-                    exempt::namespace_selector(&exempt::union(policy, &family.exempt)),
-                ),
+                ("namespaceSelector", exempt::namespace_selector(&leave_out)),
                 ("resourceRules", list(rules)),
             ]),
         ),
