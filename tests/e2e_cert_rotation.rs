@@ -7,85 +7,31 @@
 //! Each step waits until it took effect (the server's reload counter; the API server using the
 //! new configuration version) and until more requests went through, without sleeping.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gpu_admission_testkit::Wait;
+use gpu_admission_testkit::e2e::load::Load;
 use gpu_admission_testkit::e2e::{harness, webhook};
 
 use harness::{Output, kubectl};
 use webhook::{CertSet, WAIT, Webhook, WebhookOptions, fixture, s};
 
-/// Upper bound of requests per load thread (the loop stops earlier, when the test is done).
-const MAX_REQUESTS: usize = 5_000;
-
-struct Load {
-    done: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-    results: Arc<Mutex<Vec<(&'static str, Output)>>>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl Load {
-    /// Threads sending dry-run creates in a loop: a GPU Pod (mutating + validating webhooks) and
-    /// a GPU Deployment (validating webhook, warnings).
-    fn start() -> Load {
-        let done = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let results = Arc::new(Mutex::new(Vec::new()));
-        let mut threads = Vec::new();
-        for what in ["pod", "deployment"] {
-            let (done, stop, results) = (done.clone(), stop.clone(), results.clone());
-            threads.push(std::thread::spawn(move || {
-                let (file, ns) = match what {
-                    "pod" => (fixture("gpu-pod.yaml"), "ai"),
-                    _ => (
-                        webhook::corpus("34-vllm-docs-mistral-7b-gpu-deployment.yaml"),
-                        "default",
-                    ),
-                };
-                for _ in 0..MAX_REQUESTS {
-                    if stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let out = kubectl(
-                        &["create", "--dry-run=server", "-n", ns, "-o", "json", "-f", s(&file)],
-                        None,
-                    );
-                    results.lock().unwrap().push((what, out));
-                    done.fetch_add(1, Ordering::SeqCst);
-                }
-            }));
-        }
-        Load {
-            done,
-            stop,
-            results,
-            threads,
-        }
-    }
-
-    /// Waits until `n` more requests have been answered.
-    fn wait_for_more(&self, n: usize, during: &str) {
-        let target = self.done.load(Ordering::SeqCst) + n;
-        Wait::new(format!("requests flowing during {during}"), WAIT)
-            .every(Duration::from_millis(20))
-            .until(|| {
-                assert!(
-                    self.threads.iter().any(|t| !t.is_finished()),
-                    "load threads ended during {during}"
-                );
-                self.done.load(Ordering::SeqCst) >= target
-            });
-    }
-
-    fn finish(self) -> Vec<(&'static str, Output)> {
-        self.stop.store(true, Ordering::SeqCst);
-        for t in self.threads {
-            t.join().expect("load thread panicked");
-        }
-        Arc::try_unwrap(self.results).expect("results").into_inner().unwrap()
+/// A sender of dry-run creates for a load thread: a GPU Pod (mutating + validating webhooks) or
+/// a GPU Deployment (validating webhook, warnings).
+fn dry_run_create(what: &'static str) -> impl FnMut() -> (&'static str, Output) + Send + 'static {
+    let (file, ns) = match what {
+        "pod" => (fixture("gpu-pod.yaml"), "ai"),
+        _ => (
+            webhook::corpus("34-vllm-docs-mistral-7b-gpu-deployment.yaml"),
+            "default",
+        ),
+    };
+    move || {
+        let out = kubectl(
+            &["create", "--dry-run=server", "-n", ns, "-o", "json", "-f", s(&file)],
+            None,
+        );
+        (what, out)
     }
 }
 
@@ -141,7 +87,7 @@ fn rotating_certificate_and_ca_loses_no_request() {
     let mut expected_loads = certificate_loads(&w);
     assert!(expected_loads >= 1.0, "the initial certificate load is counted");
 
-    let load = Load::start();
+    let load = Load::start(["pod", "deployment"].map(dry_run_create));
     load.wait_for_more(4, "start");
 
     // 1. A new serving certificate from the same CA (cert-manager renewing it).

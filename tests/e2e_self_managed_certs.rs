@@ -9,14 +9,13 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
 use gpu_admission_testkit::Wait;
 use gpu_admission_testkit::e2e::cluster;
 use gpu_admission_testkit::e2e::harness::{self, Output, kubectl};
+use gpu_admission_testkit::e2e::load::Load;
 use gpu_admission_testkit::e2e::webhook::{self, WAIT, Webhook, fixture, repo, s, yaml_documents};
 use rustls::pki_types::pem::PemObject as _;
 use serde_json::{Value, json};
@@ -160,63 +159,24 @@ fn wait_for_new_serial(w: &Webhook, old_serial: &str, roots_pem: &str) -> String
 
 // === load ===
 
-struct Load {
-    done: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-    results: Arc<Mutex<Vec<Output>>>,
-    threads: Vec<std::thread::JoinHandle<()>>,
+/// Two threads sending dry-run creates of a GPU pod (both webhooks) in a loop.
+fn start_load() -> Load<Output> {
+    Load::start([create_gpu_pod; 2])
 }
 
-impl Load {
-    /// Two threads sending dry-run creates of a GPU pod (both webhooks) in a loop.
-    fn start() -> Load {
-        let (done, stop) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
-        let results = Arc::new(Mutex::new(Vec::new()));
-        let threads = (0..2)
-            .map(|_| {
-                let (done, stop, results) = (done.clone(), stop.clone(), results.clone());
-                std::thread::spawn(move || {
-                    while !stop.load(Ordering::SeqCst) {
-                        let out = create_gpu_pod();
-                        results.lock().unwrap().push(out);
-                        done.fetch_add(1, Ordering::SeqCst);
-                    }
-                })
-            })
-            .collect();
-        Load {
-            done,
-            stop,
-            results,
-            threads,
-        }
-    }
-
-    fn wait_for_more(&self, n: usize, during: &str) {
-        let target = self.done.load(Ordering::SeqCst) + n;
-        Wait::new(format!("requests flowing during {during}"), WAIT)
-            .every(Duration::from_millis(20))
-            .until(|| self.done.load(Ordering::SeqCst) >= target);
-    }
-
-    /// Stops the threads; asserts every request was mutated and admitted by the webhook.
-    fn finish(self, w: &Webhook, step: &str) {
-        self.stop.store(true, Ordering::SeqCst);
-        for t in self.threads {
-            t.join().expect("load thread panicked");
-        }
-        let results = self.results.lock().unwrap();
-        let failed: Vec<&Output> = results.iter().filter(|o| !mutated_and_admitted(o)).collect();
-        assert!(
-            failed.is_empty(),
-            "{step}: {} of {} requests failed; first: {:?}\nwebhook log:\n{}",
-            failed.len(),
-            results.len(),
-            failed.first(),
-            w.log_tail(30)
-        );
-        assert!(results.len() >= 10, "{step}: {} requests", results.len());
-    }
+/// Stops the threads; asserts every request was mutated and admitted by the webhook.
+fn finish_load(load: Load<Output>, w: &Webhook, step: &str) {
+    let results = load.finish();
+    let failed: Vec<&Output> = results.iter().filter(|o| !mutated_and_admitted(o)).collect();
+    assert!(
+        failed.is_empty(),
+        "{step}: {} of {} requests failed; first: {:?}\nwebhook log:\n{}",
+        failed.len(),
+        results.len(),
+        failed.first(),
+        w.log_tail(30)
+    );
+    assert!(results.len() >= 10, "{step}: {} requests", results.len());
 }
 
 /// A dry-run create of a GPU pod in `ai` through the API server (both webhooks).
@@ -294,14 +254,14 @@ fn self_managed_certificates_are_made_injected_and_rotated_with_no_failed_reques
     );
 
     // 1. A serving rotation forced under load: tls.crt deleted from the Secret.
-    let load = Load::start();
+    let load = start_load();
     load.wait_for_more(4, "start");
     let old_serial = serial_of_pem(&data["tls.crt"]);
     let patch = r#"[{"op": "remove", "path": "/data/tls.crt"}]"#;
     kubectl(&["patch", "secret", SECRET, "-n", NS, "--type=json", "-p", patch], None).assert_success();
     let new_serial = wait_for_new_serial(&w, &old_serial, &first_ca);
     load.wait_for_more(6, "serving rotation");
-    load.finish(&w, "serving rotation");
+    finish_load(load, &w, "serving rotation");
     let after = secret_data();
     assert_eq!(
         after["ca.crt"], first_ca,
@@ -317,7 +277,7 @@ fn self_managed_certificates_are_made_injected_and_rotated_with_no_failed_reques
         "--ca-valid-secs=630720000",
         "--ca-overlap-secs=10",
     ]);
-    let load = Load::start();
+    let load = start_load();
     load.wait_for_more(2, "CA rotation");
     // a) the next CA joins every caBundle, next to the old one...
     let both = wait_for_injected_bundle(&w, "next CA", |pem| pem_count(pem) >= 2);
@@ -333,7 +293,7 @@ fn self_managed_certificates_are_made_injected_and_rotated_with_no_failed_reques
     );
     assert_eq!(served_serial(w.port, &promoted["ca.crt"]), Ok(ca_serial));
     load.wait_for_more(6, "CA rotation");
-    load.finish(&w, "CA rotation");
+    finish_load(load, &w, "CA rotation");
     assert!(webhook::ca_bundle(&promoted["ca-bundle.crt"]) == ca_bundles()[0]);
     w.stop();
 }

@@ -1,6 +1,7 @@
 //! End to end: a real etcd + kube-apiserver ([`harness`]), the real `gpu-admission serve`
 //! registered with it ([`webhook`]), the shared set-up of the cluster scenarios ([`cluster`]),
-//! and the [`reaper`] that kills everything they start once the test process is gone.
+//! requests kept flowing through it during a change ([`load`]), and the [`reaper`] that kills
+//! everything they start once the test process is gone.
 //!
 //! A missing binary or a component that does not come up fails the test (a panic with log
 //! tails), never skips it.
@@ -8,6 +9,7 @@
 pub mod cluster;
 pub mod dry_run;
 pub mod harness;
+pub mod load;
 pub mod reaper;
 pub mod versions;
 pub mod webhook;
