@@ -242,7 +242,7 @@ impl Conn {
         let builder = if h2 { &self.http.h2 } else { &self.http.h1 };
         let conn = builder.serve_connection(io, service);
         tokio::pin!(conn);
-        let mut ticker = tokio::time::interval(guard::tick(&limits));
+        let mut ticker = tokio::time::interval(guard::tick(&limits, false));
         let (mut draining, mut closing) = (false, false);
         loop {
             tokio::select! {
@@ -254,6 +254,8 @@ impl Conn {
                     // next response says `Connection: close`; the watchdog closes it when idle.
                     if h2 {
                         conn.as_mut().graceful_shutdown();
+                    } else {
+                        ticker = tokio::time::interval(guard::tick(&limits, true));
                     }
                 }
                 _ = triggered(&mut killed) => return Ok(()),

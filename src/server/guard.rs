@@ -291,12 +291,12 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Tracked<IO> {
     }
 }
 
-/// How often the watchdog looks: a quarter of the shortest limit, between 20 ms and 1 s.
-pub fn tick(limits: &Limits) -> Duration {
-    let shortest = limits
-        .first_request
-        .min(limits.idle)
-        .min(limits.write_stall)
-        .min(DRAIN_IDLE);
+/// How often the watchdog looks: a quarter of the shortest limit, between 20 ms and 1 s. An
+/// HTTP/1.1 connection that is `draining` counts [`DRAIN_IDLE`] among the limits (only then).
+pub fn tick(limits: &Limits, draining: bool) -> Duration {
+    let mut shortest = limits.first_request.min(limits.idle).min(limits.write_stall);
+    if draining {
+        shortest = shortest.min(DRAIN_IDLE);
+    }
     (shortest / 4).clamp(Duration::from_millis(20), Duration::from_secs(1))
 }
