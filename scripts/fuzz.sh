@@ -27,6 +27,8 @@ found=0
 for t in "${targets[@]}"; do
   work="fuzz/hfuzz_workspace/$t"
   mkdir -p "$work"
+  # Crash files of earlier runs (copied into the corpus by them) are not this run's to count.
+  find "$work" -maxdepth 1 -name '*.fuzz' -delete
   log="$work/run.log"
   (cd fuzz && HFUZZ_RUN_ARGS="--run_time $seconds --input corpus/$t --output hfuzz_workspace/$t/corpus -n 1 -v" \
       cargo hfuzz run "$t") >"$log" 2>&1 || true

@@ -1,5 +1,5 @@
-//! What one connection may hold, and for how long: the per-listener connection limit, and the
-//! watchdog every connection runs beside hyper.
+//! How long one connection may hold what it holds: the watchdog every connection runs beside
+//! hyper (the per-listener connection limit is in [`conn`](super::conn)).
 //!
 //! hyper times out HTTP/1.1 request headers and HTTP/2 keep-alive pings; nothing else. The
 //! watchdog adds, for both protocols:
@@ -164,14 +164,13 @@ pub struct RequestGuard {
 }
 
 impl RequestGuard {
-    /// The handler answered: the response body is now hyper's to deliver.
-    pub fn responded(&mut self) {
-        if !self.responded {
-            self.responded = true;
-            let a = &self.activity;
-            if a.undelivered.fetch_add(1, Ordering::AcqRel) == 0 {
-                a.delivery_progress_ms.store(a.now_ms(), Ordering::Relaxed);
-            }
+    /// The handler answered: the response body is now hyper's to deliver (called once, by
+    /// [`GuardedBody::new`]).
+    fn responded(&mut self) {
+        self.responded = true;
+        let a = &self.activity;
+        if a.undelivered.fetch_add(1, Ordering::AcqRel) == 0 {
+            a.delivery_progress_ms.store(a.now_ms(), Ordering::Relaxed);
         }
     }
 }

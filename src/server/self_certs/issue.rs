@@ -54,8 +54,6 @@ pub(super) fn apply(
     if reissue {
         let not_after = plan::serving_not_after(now, signer_cert.not_after, timing);
         let leaf = signer.issue_server_window(&cfg.hosts(), now - BACKDATE_SECS, not_after)?;
-        // Key first: a reader that takes the certificate finds its key (one write, but kept in
-        // the order the file reload expects too).
         out.insert(plan::TLS_KEY.into(), leaf.key_pem);
         out.insert(plan::TLS_CERT.into(), leaf.cert_pem);
     }
