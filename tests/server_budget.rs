@@ -64,11 +64,10 @@ async fn a_large_review_holding_the_budget_holds_up_large_ones_only() {
         "POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         8 * MIB + 1
     );
-    let asked = std::time::Instant::now();
+    // (Waiting for the budget would have ended in 503 `overloaded`, so the status tells.)
     let resp = parse_raw(&third.raw(head.as_bytes()).await);
     assert_eq!(resp.status, 413);
     assert_eq!(resp.json()["code"], "body_too_large");
-    assert!(asked.elapsed() < Duration::from_millis(700), "{:?}", asked.elapsed());
 
     let text = metrics_text(&server).await;
     assert_errors_counted(&text, &[("overloaded", 1.0)]);
