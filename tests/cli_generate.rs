@@ -2,6 +2,8 @@
 
 use std::process::Command;
 
+use gpu_admission_testkit::e2e::webhook::yaml_documents;
+
 const BIN: &str = env!("CARGO_BIN_EXE_gpu-admission");
 
 const NODE: &str = "apiVersion: v1\nkind: Node\nmetadata:\n  name: gpu-0\n  labels: {node-type: gpu-worker}\nstatus:\n  allocatable: {nvidia.com/gpu: \"8\"}\n";
@@ -21,13 +23,6 @@ fn generate(args: &[&str]) -> (Option<i32>, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-fn documents(text: &str) -> Vec<serde_yaml_ng::Value> {
-    use serde::Deserialize as _;
-    serde_yaml_ng::Deserializer::from_str(text)
-        .map(|d| serde_yaml_ng::Value::deserialize(d).expect("a YAML document"))
-        .collect()
 }
 
 #[test]
@@ -51,7 +46,7 @@ fn generate_native_takes_the_params_from_a_cluster_state() {
     std::fs::write(state.join("cm.yaml"), CONFIG_MAP).unwrap();
     let (code, stdout, stderr) = generate(&["native", "--cluster-state", state.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{stderr}");
-    let docs = documents(&stdout);
+    let docs = yaml_documents(&stdout);
     let params = docs
         .iter()
         .find(|d| d["kind"] == "ConfigMap")

@@ -6,12 +6,11 @@
 //! renders it, and the PrometheusRule's expressions use metrics a running server exports.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use gpu_admission_testkit::e2e::dry_run::server_side_dry_run;
+use gpu_admission_testkit::e2e::dry_run::{self, server_side_dry_run};
 use gpu_admission_testkit::e2e::harness::{self, kubectl};
 use gpu_admission_testkit::e2e::webhook::{self, Webhook, WebhookOptions, repo, s, yaml_documents};
-use gpu_admission_testkit::paths::relative;
 use serde_json::{Value, json};
 
 #[path = "deploy_components/self_managed.rs"]
@@ -20,31 +19,12 @@ mod self_managed;
 const OPTIONAL: [&str; 3] = ["priorityclasses", "network-policy", "monitoring"];
 const CERTS: [&str; 3] = ["cert-manager", "provided-certs", "self-managed-certs"];
 
-fn render_dir(dir: &Path) -> (String, Vec<Value>) {
-    let out = kubectl(&["kustomize", s(dir)], None);
-    out.assert_success();
-    assert!(out.stderr.is_empty(), "kustomize warned: {}", out.stderr);
-    (out.stdout.clone(), yaml_documents(&out.stdout))
-}
-
 /// A kustomization of deploy/base with COMPONENTS (names under deploy/components), rendered.
 fn render_combination(components: &[&str]) -> (String, Vec<Value>) {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join("deploy-combinations")
         .join(components.join("+"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let deploy = relative(&dir, &repo().join("deploy"));
-    let list: Vec<String> = components
-        .iter()
-        .map(|c| format!("  - {}\n", deploy.join("components").join(c).display()))
-        .collect();
-    let text = format!(
-        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - {}\ncomponents:\n{}",
-        deploy.join("base").display(),
-        list.concat()
-    );
-    std::fs::write(dir.join("kustomization.yaml"), text).unwrap();
-    render_dir(&dir)
+    dry_run::render(dry_run::with_components(&dir, components))
 }
 
 /// Every subset of the optional components, with each certificate mode.
@@ -201,10 +181,10 @@ fn every_component_combination_renders_and_passes_a_server_side_dry_run() {
         dry_run(&name, &text, &docs);
     }
     // deploy/ itself: the base, cert-manager, the PriorityClasses.
-    let (_, root) = render_dir(&repo().join("deploy"));
+    let (_, root) = dry_run::render(&repo().join("deploy"));
     check_rendering("deploy/", &["cert-manager", "priorityclasses"], &root);
     // The real-cluster overlay: provided certificates, no PriorityClasses (the cluster's own).
-    let (_, real) = render_dir(&repo().join("deploy/overlays/real-cluster"));
+    let (_, real) = dry_run::render(&repo().join("deploy/overlays/real-cluster"));
     check_rendering("deploy/overlays/real-cluster", &["provided-certs"], &real);
 }
 
@@ -247,7 +227,7 @@ fn argocd_application_renders_the_base_with_its_components() {
     k.push_str("components:\n");
     components.iter().for_each(|c| k.push_str(&format!("  - {c}\n")));
     std::fs::write(base.join("kustomization.yaml"), k).unwrap();
-    let (text, docs) = render_dir(&base);
+    let (text, docs) = dry_run::render(&base);
     let names: Vec<&str> = components
         .iter()
         .map(|c| c.trim_start_matches("../components/"))

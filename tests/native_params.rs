@@ -9,12 +9,10 @@
 //! Needs `GPU_ADMISSION_K8S_137_DIR` (scripts/test.sh exports it): without it, the tests FAIL.
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use gpu_admission_testkit::Wait;
 use gpu_admission_testkit::e2e::harness::{self, ControlPlane, Output};
-use gpu_admission_testkit::e2e::{cluster, versions, webhook};
-use gpu_admission_testkit::paths::relative;
+use gpu_admission_testkit::e2e::{cluster, dry_run, native, versions, webhook};
 use serde_json::{Value, json};
 use webhook::{Webhook, repo, s};
 
@@ -64,16 +62,9 @@ fn can_i(verb: &str, resource: &str) -> String {
 fn a_time_slicing_change_reaches_the_native_policies_without_a_webhook() {
     let cp = cp();
     // The nodes and the time-slicing ConfigMap are shared with the other tests here.
-    let _guard = cluster::lock();
-    cluster::ensure_rbac();
-    cluster::baseline();
+    let _guard = native::exclusive();
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = Command::new(webhook::bin())
-        .args(["generate", "native", "-o"])
-        .arg(dir.path())
-        .output()
-        .expect("run gpu-admission generate native");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    native::generate(&["-o", s(dir.path())]);
     kubectl(&["apply", "-f", s(dir.path())], None).assert_success();
     let rbac = repo().join("deploy/components/native-policies/rbac.yaml");
     kubectl(&["apply", "-f", s(&rbac)], None).assert_success();
@@ -151,17 +142,7 @@ fn render_mode(mode: &str) -> Vec<Value> {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join("install-modes")
         .join(mode);
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    let deploy = relative(&dir, &repo().join("deploy"));
-    let text = format!(
-        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - {base}\ncomponents:\n  - {certs}\n  - {mode}\n",
-        base = deploy.join("base").display(),
-        certs = deploy.join("components/provided-certs").display(),
-        mode = deploy.join("components").join(mode).display(),
-    );
-    std::fs::write(dir.join("kustomization.yaml"), text).expect("write kustomization");
-    let out = kubectl(&["kustomize", s(&dir)], None);
-    out.assert_success();
+    let out = dry_run::kustomize(dry_run::with_components(&dir, &["provided-certs", mode]));
     let yaml = out.stdout.replace("${CA_BUNDLE}", &webhook::ca_bundle("not a real CA"));
     webhook::yaml_documents(&yaml)
 }
@@ -225,17 +206,9 @@ fn the_three_install_modes_render_and_pass_a_server_side_dry_run() {
 #[test]
 fn generate_native_reads_the_params_from_the_live_cluster() {
     let cp = cp();
-    let _guard = cluster::lock();
-    cluster::ensure_rbac();
-    cluster::baseline();
-    let out = Command::new(webhook::bin())
-        .args(["generate", "native", "--cluster", "--kubeconfig"])
-        .arg(cp.kubeconfig_path())
-        .output()
-        .expect("run gpu-admission generate native --cluster");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let docs = webhook::yaml_documents(&String::from_utf8_lossy(&out.stdout));
+    let _guard = native::exclusive();
+    let stdout = native::generate(&["--cluster", "--kubeconfig", s(cp.kubeconfig_path())]);
+    let docs = webhook::yaml_documents(&stdout);
     let params = docs.iter().find(|d| d["kind"] == "ConfigMap").expect("the params");
     assert_eq!(params["data"]["gpuNodes"], "gpu-node-1,gpu-node-2");
     assert_eq!(params["data"]["perPod.nvidia.com_gpu"], "8");

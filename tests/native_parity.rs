@@ -12,10 +12,9 @@ mod native_cases;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
 
 use gpu_admission_testkit::e2e::harness::{self, ControlPlane, Output};
-use gpu_admission_testkit::e2e::{versions, webhook};
+use gpu_admission_testkit::e2e::{native, versions, webhook};
 use gpu_admission_testkit::{Wait, assert_none_failed};
 use serde_json::{Value, json};
 use webhook::{WAIT, Webhook, WebhookOptions, repo, s, yaml_documents};
@@ -172,12 +171,7 @@ fn gpu_pod() -> Value {
 
 /// `gpu-admission generate native -o DIR` for the default policy.
 fn generate_native(dir: &Path) {
-    let out = Command::new(webhook::bin())
-        .args(["generate", "native", "-o"])
-        .arg(dir)
-        .output()
-        .expect("run gpu-admission generate native");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    native::generate(&["-o", s(dir)]);
 }
 
 /// Every case native mode cannot express names an engine test (and is not run here).
