@@ -54,28 +54,43 @@ impl SpecPath {
     }
 }
 
+/// The list field `field` of `p`, or `[]` when it is not set.
+pub fn or_empty(p: &str, field: &str) -> String {
+    format!("(has({p}.{field}) ? {p}.{field} : [])")
+}
+
 /// The containers and init containers of the pod spec `p`, as one list.
-pub fn all_containers(p: &str) -> String {
-    format!("((has({p}.containers) ? {p}.containers : []) +\n (has({p}.initContainers) ? {p}.initContainers : []))")
+fn all_containers(p: &str) -> String {
+    format!("({} +\n {})", or_empty(p, "containers"), or_empty(p, "initContainers"))
+}
+
+/// `a || b || ...`, `false` when there is none.
+pub fn any_of(parts: Vec<String>) -> String {
+    if parts.is_empty() {
+        return "false".to_string();
+    }
+    parts.join(" || ")
+}
+
+/// `r.startsWith(prefix)` for each of the vendor prefixes of the policy.
+pub fn vendor_prefixed(policy: &Policy, r: &str) -> Vec<String> {
+    let prefixes = &policy.spec().gpu.vendor_prefixes;
+    prefixes
+        .iter()
+        .map(|p| format!("{r}.startsWith({})", quote(p)))
+        .collect()
 }
 
 /// Whether resource name `r` belongs to a GPU vendor or is a GPU resource of the policy.
-pub fn vendor_resource(policy: &Policy, r: &str) -> String {
+fn vendor_resource(policy: &Policy, r: &str) -> String {
     let gpu = &policy.spec().gpu;
-    let mut parts: Vec<String> = gpu
-        .vendor_prefixes
-        .iter()
-        .map(|p| format!("{r}.startsWith({})", quote(p)))
-        .collect();
+    let mut parts = vendor_prefixed(policy, r);
     for name in policy.gpu_resource_names() {
         if !gpu.vendor_prefixes.iter().any(|p| name.starts_with(p.as_str())) {
             parts.push(format!("{r} == {}", quote(&name)));
         }
     }
-    if parts.is_empty() {
-        return "false".to_string();
-    }
-    parts.join(" || ")
+    any_of(parts)
 }
 
 /// Some container asks for a vendor resource (limits or requests): a GPU workload, or one the

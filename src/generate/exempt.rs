@@ -10,10 +10,10 @@ use crate::policy::Policy;
 
 /// The namespace label that opts a namespace out of every rule, webhook and native policy.
 /// Whoever may label namespaces (`patch` on `namespaces`) can give a namespace this exemption.
-pub const IGNORE_LABEL: &str = "gpu-admission.io/ignore";
+const IGNORE_LABEL: &str = "gpu-admission.io/ignore";
 
 /// The label every namespace carries with its own name (set by kube-apiserver, immutable).
-pub const NAME_LABEL: &str = "kubernetes.io/metadata.name";
+const NAME_LABEL: &str = "kubernetes.io/metadata.name";
 
 /// What, in a pod spec, makes a rule look at the pod.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +38,7 @@ pub struct RuleSend {
 }
 
 /// Every rule of [`RULES`] (a test checks that none is missing).
-pub const SENDS: &[RuleSend] = &[
+const SENDS: &[RuleSend] = &[
     RuleSend {
         rule: "slices",
         triggers: &[Trigger::GpuAsk],

@@ -26,9 +26,9 @@ pub fn webhooks_yaml(policy: &Policy, service: &webhooks::Service) -> Result<Str
 }
 
 /// Where deploy/ keeps generated files, relative to the repository.
-pub const DEPLOY_WEBHOOKS: &str = "deploy/webhooks/webhooks.yaml";
-pub const DEPLOY_NATIVE: &str = "deploy/components/native-policies";
-pub const DEPLOY_HYBRID_PATCH: &str = "deploy/components/hybrid/validating-webhooks-patch.yaml";
+const DEPLOY_WEBHOOKS: &str = "deploy/webhooks/webhooks.yaml";
+const DEPLOY_NATIVE: &str = "deploy/components/native-policies";
+const DEPLOY_HYBRID_PATCH: &str = "deploy/components/hybrid/validating-webhooks-patch.yaml";
 
 /// Every generated file of deploy/ for `policy` (`generate deploy`): the webhook
 /// configurations, the native policies and params, and the hybrid mode's patch.

@@ -34,11 +34,11 @@ impl Default for Service {
 
 /// The mutating webhook patches only what it adds; the validating one denies a GPU pod that
 /// reached it without it, so failing open loses no enforcement.
-pub const MUTATE_FAILURE_POLICY: &str = "Ignore";
-pub const MUTATE_TIMEOUT_SECONDS: i64 = 5;
+const MUTATE_FAILURE_POLICY: &str = "Ignore";
+const MUTATE_TIMEOUT_SECONDS: i64 = 5;
 /// The enforcement point: failing open would let anyone bypass it by overloading the webhook.
-pub const VALIDATE_FAILURE_POLICY: &str = "Fail";
-pub const VALIDATE_TIMEOUT_SECONDS: i64 = 10;
+const VALIDATE_FAILURE_POLICY: &str = "Fail";
+const VALIDATE_TIMEOUT_SECONDS: i64 = 10;
 
 /// The kinds that keep their pod spec at one place, under one webhook.
 pub struct Target {
@@ -51,7 +51,7 @@ pub struct Target {
 // === impl Target ===
 
 impl Target {
-    pub fn is_pods(&self) -> bool {
+    fn is_pods(&self) -> bool {
         self.name == "pods"
     }
 
@@ -87,12 +87,12 @@ impl Target {
 
     /// An UPDATE that leaves the pod template alone is not sent (scaling, labels, finalizers):
     /// objects stored before a policy change can still be scaled and deleted.
-    pub fn template_changed(&self) -> Option<Value> {
+    fn template_changed(&self) -> Option<Value> {
         let expression = self.template_changed_expr()?;
         Some(named("template-changed", &expression))
     }
 
-    /// The CEL of [`Target::template_changed`].
+    /// The CEL of `template_changed`.
     pub fn template_changed_expr(&self) -> Option<String> {
         let field = self.path.segments.get(1).filter(|_| !self.is_pods())?;
         let (o, old) = (format!("object.spec.{field}"), format!("oldObject.spec.{field}"));
@@ -137,7 +137,7 @@ pub const ALL_TRIGGERS: &[Trigger] = &[Trigger::HostPath, Trigger::Lands, Trigge
 
 /// Hybrid mode: the webhook only for what needs the cluster's nodes and DRA objects (GPU
 /// workloads and pods with claims); the native policies take the rest.
-pub const HYBRID_TRIGGERS: &[Trigger] = &[Trigger::GpuAsk];
+const HYBRID_TRIGGERS: &[Trigger] = &[Trigger::GpuAsk];
 
 /// The matchCondition sending a pod spec to `rules` for the triggers in `only`, except where
 /// each rule skips it (`leave_out`: namespaces the namespaceSelector already leaves out), as

@@ -39,14 +39,14 @@ pub fn strs<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> Value {
 pub const ADMISSION_V1: &str = "admissionregistration.k8s.io/v1";
 
 /// The labels of every object gpu-admission generates or writes.
-pub const LABELS: [(&str, &str); 1] = [("app.kubernetes.io/name", "gpu-admission")];
+const LABELS: [(&str, &str); 1] = [("app.kubernetes.io/name", "gpu-admission")];
 
-/// [`LABELS`] as a mapping.
+/// `LABELS` as a mapping.
 pub fn labels() -> Value {
     map(LABELS.map(|(k, v)| (k, s(v))))
 }
 
-/// [`LABELS`] as owned strings (for typed objects).
+/// `LABELS` as owned strings (for typed objects).
 pub fn label_strings() -> std::collections::BTreeMap<String, String> {
     LABELS.map(|(k, v)| (k.to_string(), v.to_string())).into()
 }

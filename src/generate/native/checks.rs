@@ -5,7 +5,7 @@
 //! no check expresses is listed in [`super::NOT_EXPRESSED`].
 
 use super::pod::{VISIBLE_DEVICES, count, gets_gpu, tolerates, val, valid};
-use crate::generate::cel::{quote, quote_list};
+use crate::generate::cel::{any_of, or_empty, quote, quote_list, vendor_prefixed};
 use crate::policy::Policy;
 
 /// One validation: the code it reports, when it passes, and its message (a CEL expression).
@@ -25,6 +25,11 @@ fn check(code: &'static str, passes: String, text: &str) -> Check {
 
 const POD: &str = "object.kind == 'Pod'";
 
+/// The objects a check is for: Pods, or (a template's warning) every other kind.
+fn kind(pods: bool) -> String {
+    if pods { POD.to_string() } else { format!("!({POD})") }
+}
+
 /// Whether the default class of the request's namespace is known (`PRIORITY_CLASS_NOT_FOUND`
 /// otherwise) and which it is.
 pub const DEFAULT_CLASS: &str = "(('defaultClass.' + request.namespace) in params.data ? params.data['defaultClass.' + request.namespace] : params.data.defaultClass)";
@@ -34,7 +39,7 @@ pub fn placement(policy: &Policy, pods: bool) -> Vec<Check> {
     let (k, v) = (quote(&sel.key), quote(&sel.value));
     let p = "variables.spec";
     let has_key = format!("(has({p}.nodeSelector) && {k} in {p}.nodeSelector)");
-    let kind = if pods { POD.to_string() } else { format!("!({POD})") };
+    let kind = kind(pods);
     let missing = check(
         "PLACEMENT_MISSING",
         format!("!({kind}) || !variables.gpu || {has_key}"),
@@ -73,7 +78,7 @@ pub fn placement(policy: &Policy, pods: bool) -> Vec<Check> {
 
 pub fn tolerations(policy: &Policy, pods: bool) -> Vec<Check> {
     let p = "variables.spec";
-    let kind = if pods { POD.to_string() } else { format!("!({POD})") };
+    let kind = kind(pods);
     let taint = policy.gpu_taint();
     vec![check(
         "TOLERATION_MISSING",
@@ -92,7 +97,7 @@ pub fn priority(pods: bool) -> Vec<Check> {
     let p = "variables.spec";
     let name = format!("{p}.priorityClassName");
     let set = format!("(has({name}) && {name} != '')");
-    let kind = if pods { POD.to_string() } else { format!("!({POD})") };
+    let kind = kind(pods);
     let known = |n: &str| format!("({n} in variables.knownClasses)");
     let mut out = vec![
         check(
@@ -146,8 +151,8 @@ fn sidecar(c: &str) -> String {
 /// containers + sidecars and, per init container, its own request plus the sidecars before it.
 fn effective_request(r: &str) -> String {
     let p = "variables.spec";
-    let apps = format!("(has({p}.containers) ? {p}.containers : [])");
-    let inits = format!("(has({p}.initContainers) ? {p}.initContainers : [])");
+    let apps = or_empty(p, "containers");
+    let inits = or_empty(p, "initContainers");
     let n = |c: &str| count(&val(c, r));
     let sidecars = sum(&format!("{inits}.filter(c, {})", sidecar("c")), &n("c"));
     let before = format!(
@@ -196,16 +201,7 @@ pub fn slices() -> Vec<Check> {
 }
 
 pub fn unknown_resource(policy: &Policy) -> Vec<Check> {
-    let prefixes = &policy.spec().gpu.vendor_prefixes;
-    let vendor = if prefixes.is_empty() {
-        "false".to_string()
-    } else {
-        prefixes
-            .iter()
-            .map(|p| format!("k.startsWith({})", quote(p)))
-            .collect::<Vec<_>>()
-            .join(" || ")
-    };
+    let vendor = any_of(vendor_prefixed(policy, "k"));
     let ok = format!(
         "(k in variables.offeredResources ||\n (k in variables.gpuResources ? {} == 0 : !({vendor})))",
         count(&val("c", "k"))
@@ -233,11 +229,7 @@ pub fn host_path(policy: &Policy) -> Vec<Check> {
             format!("({norm} == {q} || {norm}.startsWith({q} + '/'))", q = quote(a))
         }
     };
-    let covered_any = if allowed.is_empty() {
-        "false".to_string()
-    } else {
-        allowed.iter().map(|a| covers(&a.path)).collect::<Vec<_>>().join(" || ")
-    };
+    let covered_any = any_of(allowed.iter().map(|a| covers(&a.path)).collect());
     // The first entry covering the path decides, as in the engine.
     let first = |i: usize| {
         let mut parts = vec![covers(&allowed[i].path)];
@@ -275,7 +267,13 @@ pub fn host_path(policy: &Policy) -> Vec<Check> {
             ".volumes[*].hostPath.path: this host path is not allowed in this namespace",
         ));
     }
-    let containers = "((has(variables.spec.initContainers) ? variables.spec.initContainers : []) +\n (has(variables.spec.containers) ? variables.spec.containers : []) +\n (has(variables.spec.ephemeralContainers) ? variables.spec.ephemeralContainers : []))";
+    let spec = "variables.spec";
+    let containers = format!(
+        "({} +\n {} +\n {})",
+        or_empty(spec, "initContainers"),
+        or_empty(spec, "containers"),
+        or_empty(spec, "ephemeralContainers")
+    );
     for (i, allow) in allowed.iter().enumerate() {
         let Some(pattern) = &allow.image_pattern else { continue };
         let regex = quote(pattern.as_str());
@@ -294,7 +292,7 @@ pub fn host_path(policy: &Policy) -> Vec<Check> {
 
 pub fn visibility(pods: bool) -> Vec<Check> {
     let var = quote(VISIBLE_DEVICES);
-    let kind = if pods { POD.to_string() } else { format!("!({POD})") };
+    let kind = kind(pods);
     let gpu = gets_gpu("c");
     let missing = check(
         "VISIBILITY_VOID_MISSING",

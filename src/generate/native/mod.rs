@@ -3,7 +3,7 @@
 //! ConfigMap for what CEL cannot compute. Pure: the policy and the facts in, objects out.
 //!
 //! The decisions are the engine's wherever CEL can take them; [`NOT_EXPRESSED`] lists the codes
-//! it cannot, and [`DIFFERENCES`] where a native decision differs, each with the reason.
+//! it cannot, and `DIFFERENCES` where a native decision differs, each with the reason.
 
 pub mod checks;
 pub mod mutate;
@@ -53,7 +53,7 @@ pub const NOT_EXPRESSED: &[(&str, &str)] = &[
 ];
 
 /// Where a native decision is not the webhook's, and why.
-pub const DIFFERENCES: &[(&str, &str)] = &[
+const DIFFERENCES: &[(&str, &str)] = &[
     (
         "slice limits with cluster facts",
         "perContainer/perPod are the cluster-wide bounds (the most any GPU node allows); the webhook decides per candidate node",

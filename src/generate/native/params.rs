@@ -15,7 +15,7 @@ pub const NAME: &str = "gpu-admission-native-params";
 pub const NAMESPACE: &str = "gpu-admission";
 
 /// `nvidia.com/gpu` → `nvidia.com_gpu` (ConfigMap keys allow `[-._a-zA-Z0-9]`).
-pub fn key_of(resource: &str) -> String {
+fn key_of(resource: &str) -> String {
     resource.replace('/', "_")
 }
 

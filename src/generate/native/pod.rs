@@ -5,7 +5,7 @@
 
 use serde_yaml_ng::Value;
 
-use crate::generate::cel::quote;
+use crate::generate::cel::{or_empty, quote};
 use crate::generate::yaml::named;
 use crate::policy::Policy;
 
@@ -48,7 +48,7 @@ pub fn tolerates(policy: &Policy, t: &str) -> String {
 
 /// The pod's nodeSelector, required affinity or nodeName select GPU nodes (the visibility rule's
 /// reading; nodeName against the GPU nodes of the params).
-pub fn selects_gpu_nodes(policy: &Policy) -> String {
+fn selects_gpu_nodes(policy: &Policy) -> String {
     let sel = &policy.spec().rules.placement.node_selector;
     let (k, v) = (quote(&sel.key), quote(&sel.value));
     let p = "variables.spec";
@@ -77,12 +77,11 @@ pub fn variables(policy: &Policy, spec: &str) -> Vec<Value> {
         tolerates(policy, "t"),
         selects_gpu_nodes(policy)
     );
+    let p = "variables.spec";
+    let containers = format!("{} +\n{}", or_empty(p, "initContainers"), or_empty(p, "containers"));
     vec![
         named("spec", spec),
-        named(
-            "containers",
-            "(has(variables.spec.initContainers) ? variables.spec.initContainers : []) +\n(has(variables.spec.containers) ? variables.spec.containers : [])",
-        ),
+        named("containers", &containers),
         named("gpuResources", &param_list("gpuResources")),
         named("offeredResources", &param_list("offeredResources")),
         named("gpuNodes", &param_list("gpuNodes")),

@@ -137,7 +137,7 @@ pub fn template_fixes(policy: &Policy) -> Family {
 }
 
 /// `object.kind in [...] ? a : (... ? b : c)` over the targets (the last one is the default).
-pub fn by_kind(targets: &[Target], f: impl Fn(&Target) -> String) -> String {
+fn by_kind(targets: &[Target], f: impl Fn(&Target) -> String) -> String {
     let mut iter = targets.iter().rev();
     let Some(last) = iter.next() else {
         return "false".into();
